@@ -1,0 +1,306 @@
+"""``ConvosoClient``: configuration, the shared request path, and ``client.callbacks``.
+
+Every request goes through :meth:`ConvosoClient._call`: validate (already done by the
+form builders), wait for the rate limiter and a concurrency slot, POST, release the slot
+the moment the body is read, then check and decode. Retries wrap exactly that one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+from yarl import URL
+
+from . import _protocol as proto
+from ._models import CallbackPage, Recipient, Stage
+from ._retry import RetryBudget, RetryPolicy, call_with_retries
+from ._transport import Transport
+
+logger = logging.getLogger("convoso_async")
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.convoso.com/v1"
+
+DateLike = date | str
+Id = str | int
+Zone = float | str | timedelta
+
+
+def _checked_base_url(raw: str) -> URL:
+    url = URL(raw.rstrip("/"))
+    if url.scheme == "https" and url.host:
+        return url
+    if url.scheme == "http" and url.host and _is_loopback(url.host):
+        return url
+    raise ValueError(
+        f"base_url must be https (plain http only for a loopback host): {url.with_query(None)}; "
+        "the auth token would otherwise cross the network in clear text"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _RateLimiter:
+    """Spaces request starts at least ``1 / rate`` seconds apart, smoothing bursts."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class ConvosoClient:
+    """An async client for the Convoso Callbacks API; share one across your whole program.
+
+    ``auth_token`` falls back to ``$CONVOSO_AUTH_TOKEN`` and ``base_url`` to
+    ``$CONVOSO_BASE_URL``. ``max_concurrency`` bounds requests in flight across everything
+    this client does; ``rate_limit`` (requests per second) spaces their starts. Pass your
+    own ``session`` to reuse a pool you manage: the client will not close it.
+
+    Use it as ``async with ConvosoClient() as client:`` or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        auth_token: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 8,
+        rate_limit: float | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        token = auth_token if auth_token is not None else os.environ.get("CONVOSO_AUTH_TOKEN")
+        if not token:
+            raise ValueError("no auth token: pass auth_token= or set CONVOSO_AUTH_TOKEN")
+        self.base_url = _checked_base_url(
+            base_url or os.environ.get("CONVOSO_BASE_URL") or DEFAULT_BASE_URL
+        )
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise ValueError(f"max_concurrency must be an integer, not {max_concurrency!r}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        if rate_limit is not None and not rate_limit > 0:
+            raise ValueError(f"rate_limit must be positive requests/second, not {rate_limit!r}")
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.max_concurrency = max_concurrency
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._limiter = _RateLimiter(rate_limit) if rate_limit else None
+        self._budget = (
+            RetryBudget(self.retry.retry_budget) if self.retry.retry_budget is not None else None
+        )
+        self._transport = Transport(
+            self.base_url, token, timeout=timeout, pool_size=max_concurrency, session=session
+        )
+        self.callbacks = Callbacks(self)
+        #: Requests sent, and retries among them, over the client's life.
+        self.requests_sent = 0
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"ConvosoClient(base_url={str(self.base_url)!r}, "
+            f"max_concurrency={self.max_concurrency}, retry={self.retry!r})"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool (unless it was passed in as ``session=``)."""
+        await self._transport.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.closed
+
+    async def _call(
+        self,
+        endpoint: str,
+        form: Mapping[str, str],
+        *,
+        idempotent: bool,
+        decode: Callable[[Mapping[str, Any]], T],
+    ) -> T:
+        """POST ``form`` to ``endpoint`` under the retry policy; return ``decode(payload)``."""
+
+        async def attempt(remaining: float | None) -> T:
+            self.requests_sent += 1
+            if self._limiter is not None:
+                await self._limiter.wait()
+            async with self._slots:
+                logger.debug("POST %s %s", endpoint, _loggable(form))
+                status, headers, body = await self._transport.post(endpoint, form, remaining)
+            logger.debug("%s answered HTTP %d, %d bytes", endpoint, status, len(body))
+            proto.check_status(endpoint, status, headers, body, datetime.now(UTC))
+            payload = proto.check_success(endpoint, proto.decode_json(endpoint, body))
+            return decode(payload)
+
+        first = self.requests_sent
+        try:
+            return await call_with_retries(
+                attempt,
+                policy=self.retry,
+                budget=self._budget,
+                idempotent=idempotent,
+                what=endpoint,
+            )
+        finally:
+            self.retries += max(0, self.requests_sent - first - 1)
+
+
+def _loggable(form: Mapping[str, str]) -> str:
+    # Forms never hold the token (the transport adds it), but comments are customer text.
+    return " ".join(f"{k}={v}" for k, v in form.items() if k != "comments")
+
+
+class Callbacks:
+    """The four Callbacks endpoints, as ``client.callbacks``."""
+
+    def __init__(self, client: ConvosoClient) -> None:
+        self._client = client
+
+    async def search_page(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 20,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        campaign_id: Id | None = None,
+        callback_id: Id | None = None,
+        lead_id: Id | None = None,
+        list_id: Id | None = None,
+        recipient: Recipient | str | None = None,
+        user_id: Id | None = None,
+        stage: Stage | str | None = None,
+    ) -> CallbackPage:
+        """One page of ``callbacks/search``: up to ``limit`` records from ``offset``.
+
+        Dates are inclusive, as ``date`` or ``YYYY-MM-DD``; ``callback_id`` is sent as the
+        form field ``id``. Raises ``ValueError`` before sending if an argument is invalid.
+        For more than one page, iterate :meth:`search` instead.
+        """
+        form = proto.search_form(
+            offset=offset,
+            limit=limit,
+            start_date=start_date,
+            end_date=end_date,
+            campaign_id=campaign_id,
+            callback_id=callback_id,
+            lead_id=lead_id,
+            list_id=list_id,
+            recipient=recipient,
+            user_id=user_id,
+            stage=stage,
+        )
+        return await self._client._call(
+            proto.SEARCH,
+            form,
+            idempotent=True,
+            decode=lambda payload: proto.decode_page(payload, offset=offset, limit=limit),
+        )
+
+    async def insert(
+        self,
+        *,
+        lead_id: Id,
+        recipient: Recipient | str,
+        callback_time: datetime | str,
+        callback_time_zone: Zone | None = None,
+        user_id: Id | None = None,
+        comments: str | None = None,
+    ) -> str:
+        """Schedule a callback; return its new id.
+
+        ``callback_time`` is a ``datetime`` or ``YYYY-MM-DD hh:mm AM/PM``. The zone is
+        required: pass ``callback_time_zone`` (hours, e.g. ``-7.0``; ``5.5`` for +5:30) or
+        an aware ``datetime``. Insert is not idempotent, so it is retried only when the
+        request provably was not processed (connection refused, HTTP 429); any other
+        failure raises at once rather than risk dialling a customer twice.
+        """
+        form = proto.insert_form(
+            lead_id=lead_id,
+            recipient=recipient,
+            callback_time=callback_time,
+            callback_time_zone=callback_time_zone,
+            user_id=user_id,
+            comments=comments,
+        )
+        return await self._client._call(
+            proto.INSERT,
+            form,
+            idempotent=False,
+            decode=lambda payload: proto.decode_callback_id(proto.INSERT, payload, None),
+        )
+
+    async def update(
+        self,
+        callback_id: Id,
+        *,
+        callback_time: datetime | str | None = None,
+        callback_time_zone: Zone | None = None,
+        comments: str | None = None,
+        user_id: Id | None = None,
+        recipient: Recipient | str | None = None,
+        callback_status: str | None = None,
+    ) -> str:
+        """Change a callback; return its id. ``callback_status`` may only be ``"dismissed"``.
+
+        Update sets fields to given values, so repeating it is harmless: it is retried
+        like a search.
+        """
+        form = proto.update_form(
+            callback_id,
+            user_id=user_id,
+            recipient=recipient,
+            comments=comments,
+            callback_time=callback_time,
+            callback_time_zone=callback_time_zone,
+            callback_status=callback_status,
+        )
+        return await self._client._call(
+            proto.UPDATE,
+            form,
+            idempotent=True,
+            decode=lambda payload: proto.decode_callback_id(
+                proto.UPDATE, payload, form["callback_id"]
+            ),
+        )
+
+    async def delete(self, callback_id: Id) -> None:
+        """Delete a callback. A retried delete whose first attempt landed reports 6074."""
+        form = proto.delete_form(callback_id)
+        await self._client._call(proto.DELETE, form, idempotent=True, decode=lambda payload: None)

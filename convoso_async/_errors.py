@@ -1,0 +1,132 @@
+"""The exception tree. Every failure the client reports is a :class:`ConvosoError`.
+
+::
+
+    ConvosoError
+    ├── ConvosoAPIError              the server answered, and the answer is a failure
+    │   ├── AuthenticationError      invalid token, HTTP 401/403
+    │   ├── NotFoundError            6074 and "... not found"
+    │   ├── InvalidParameterError    6006, 6026, 6031, 6042, 6070-6073, bad stage/time/zone
+    │   ├── RateLimitError           HTTP 429, once retries are spent
+    │   └── ServerError              HTTP 5xx, once retries are spent
+    ├── MalformedResponseError       the body is not the documented JSON
+    ├── TransportError               no usable answer: refused, reset, timed out
+    └── PaginationLimitError         a search reaches past the API's offset/limit caps
+
+None of them ever carries the auth token: messages are built from the endpoint name, the
+HTTP status and the server's own error text, never from the request form.
+"""
+
+from __future__ import annotations
+
+
+class ConvosoError(Exception):
+    """Base class of every error raised by convoso-async."""
+
+
+class ConvosoAPIError(ConvosoError):
+    """The API answered with a failure (``success: false`` or an HTTP error status).
+
+    ``code`` is the vendor's numeric code when the body carried one (as a number or a
+    string), else ``None``; ``message`` is the server's text; ``endpoint`` is the path that
+    failed, such as ``"callbacks/search"``; ``status`` is the HTTP status.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        endpoint: str = "",
+        status: int | None = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.endpoint = endpoint
+        self.status = status
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f"{self.endpoint}: " if self.endpoint else ""
+        code = f" (code {self.code})" if self.code is not None else ""
+        status = f" [HTTP {self.status}]" if self.status not in (None, 200) else ""
+        return f"{where}{self.message}{code}{status}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild,
+            (type(self), self.message, self.code, self.endpoint, self.status),
+        )
+
+
+def _rebuild(
+    cls: type[ConvosoAPIError], message: str, code: int | None, endpoint: str, status: int | None
+) -> ConvosoAPIError:
+    return cls(message, code=code, endpoint=endpoint, status=status)
+
+
+class AuthenticationError(ConvosoAPIError):
+    """The token is missing, invalid, or not valid for this office (HTTP 401/403)."""
+
+
+class NotFoundError(ConvosoAPIError):
+    """The callback (or lead) named in the request does not exist (6074, 6038, 6001)."""
+
+
+class InvalidParameterError(ConvosoAPIError):
+    """The server rejected an argument: an id, a date, a time, a zone or a stage."""
+
+
+class RateLimitError(ConvosoAPIError):
+    """HTTP 429 after every retry the policy allows. ``retry_after`` is the server's hint,
+    in seconds, when it sent a ``Retry-After`` header."""
+
+    retry_after: float | None = None
+
+
+class ServerError(ConvosoAPIError):
+    """HTTP 5xx after every retry the policy allows."""
+
+
+class MalformedResponseError(ConvosoError):
+    """The answer was not the documented JSON: not JSON, cut short, or the wrong shape.
+
+    ``retryable`` is true when the body was not JSON at all (a proxy's HTML page, a body
+    cut short): a second attempt may well succeed. JSON of the wrong shape is not retried.
+    """
+
+    def __init__(self, message: str, *, endpoint: str = "", retryable: bool = False) -> None:
+        self.endpoint = endpoint
+        self.retryable = retryable
+        super().__init__(f"{endpoint}: {message}" if endpoint else message)
+
+
+class TransportError(ConvosoError):
+    """No usable answer arrived: connection refused or reset, timeout, body cut off.
+
+    ``sent`` tells whether the request may have reached the server. When it is ``False``
+    (the connection was never established) resending is safe even for ``insert``.
+    ``retryable`` is false for failures a second attempt cannot fix, such as a TLS
+    certificate that does not verify.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint: str = "", sent: bool = True, retryable: bool = True
+    ) -> None:
+        self.endpoint = endpoint
+        self.sent = sent
+        self.retryable = retryable
+        super().__init__(f"{endpoint}: {message}" if endpoint else message)
+
+
+class PaginationLimitError(ConvosoError):
+    """A search matches more records than offset/limit paging can reach (55,000).
+
+    ``total`` is what the server reported and ``reachable`` how many paging can fetch.
+    Narrow the filters (dates, stage, campaign) or use ``client.callbacks.export()``.
+    """
+
+    def __init__(self, message: str, *, total: int, reachable: int) -> None:
+        self.total = total
+        self.reachable = reachable
+        super().__init__(message)

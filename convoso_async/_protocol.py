@@ -1,0 +1,469 @@
+"""The Callbacks protocol with no I/O: build request forms, read answers, map failures.
+
+Everything here is a pure function of its arguments, so it is tested on recorded bodies
+without a network. Forms never contain the auth token: the transport adds it at the last
+moment, so a form can be logged or put in an error message safely.
+
+Validation happens here, before anything is sent: a bad argument is a ``ValueError``
+naming the argument, never a request the server has to reject.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import orjson
+
+from ._converter import converter
+from ._errors import (
+    AuthenticationError,
+    ConvosoAPIError,
+    InvalidParameterError,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+)
+from ._models import Callback, CallbackPage, Recipient, Stage
+
+SEARCH: Final = "callbacks/search"
+INSERT: Final = "callbacks/insert"
+UPDATE: Final = "callbacks/update"
+DELETE: Final = "callbacks/delete"
+
+MAX_OFFSET: Final = 50_000
+MAX_LIMIT: Final = 5_000
+#: How many records one filter combination can reach by offset/limit paging.
+REACHABLE: Final = MAX_OFFSET + MAX_LIMIT
+#: A total above this is not a real answer (the vendor's largest offices hold millions).
+_ABSURD_TOTAL: Final = 1_000_000_000
+
+#: Stage filter values the live API is known to accept beyond the four documented ones.
+STAGE_FILTER_VALUES: Final = frozenset({"COMPLETED", "PAST_DUE", "PENDING", "DISMISSED", "MISSED"})
+
+Form = dict[str, str]
+Filters = Mapping[str, Any]
+SEARCH_FILTERS: Final = (
+    "start_date",
+    "end_date",
+    "campaign_id",
+    "callback_id",
+    "lead_id",
+    "list_id",
+    "recipient",
+    "user_id",
+    "stage",
+)
+
+# --- request side -----------------------------------------------------------------------
+
+_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+_VENDOR_TIME_RE: Final = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}) ([AP]M)")
+_VENDOR_ZONE_RE: Final = re.compile(r"([+-]?)(\d{1,2})\.(\d{2})")
+
+
+def search_form(*, offset: int = 0, limit: int = 20, **filters: Any) -> Form:
+    """The form for one ``callbacks/search`` page. Raises ``ValueError`` on a bad argument."""
+    unknown = set(filters) - set(SEARCH_FILTERS)
+    if unknown:
+        raise TypeError(f"unknown search filter(s): {', '.join(sorted(unknown))}")
+    form: Form = {
+        "offset": str(_bounded_int(offset, "offset", 0, MAX_OFFSET)),
+        "limit": str(_bounded_int(limit, "limit", 1, MAX_LIMIT)),
+    }
+    form.update(filter_form(filters))
+    return form
+
+
+def filter_form(filters: Filters) -> Form:
+    """The filter fields of a search form, validated; ``None`` values are left out."""
+    form: Form = {}
+    start = filters.get("start_date")
+    end = filters.get("end_date")
+    if start is not None:
+        form["start_date"] = date_text(start, "start_date")
+    if end is not None:
+        form["end_date"] = date_text(end, "end_date")
+    if start is not None and end is not None and form["start_date"] > form["end_date"]:
+        raise ValueError(f"start_date {form['start_date']} is after end_date {form['end_date']}")
+    for name, field in (
+        ("campaign_id", "campaign_id"),
+        ("callback_id", "id"),
+        ("lead_id", "lead_id"),
+        ("list_id", "list_id"),
+        ("user_id", "user_id"),
+    ):
+        value = filters.get(name)
+        if value is not None:
+            form[field] = id_text(value, name)
+    if filters.get("recipient") is not None:
+        form["recipient"] = recipient_of(filters["recipient"]).filter_value
+    if filters.get("stage") is not None:
+        form["stage"] = stage_filter_text(filters["stage"])
+    return form
+
+
+def insert_form(
+    *,
+    lead_id: str | int,
+    recipient: Recipient | str,
+    callback_time: datetime | str,
+    callback_time_zone: float | str | timedelta | None = None,
+    user_id: str | int | None = None,
+    comments: str | None = None,
+) -> Form:
+    """The form for ``callbacks/insert``. The zone is required, given or derived."""
+    when, zone = callback_time_fields(callback_time, callback_time_zone)
+    if zone is None:
+        raise ValueError(
+            "callback_time_zone is required for a naive datetime or a string callback_time: "
+            "the API needs the zone, and guessing this machine's would dial at the wrong hour"
+        )
+    form: Form = {
+        "lead_id": id_text(lead_id, "lead_id"),
+        "recipient": recipient_of(recipient).value,
+        "callback_time_zone": zone,
+        "callback_time": when,
+    }
+    if user_id is not None:
+        form["user_id"] = id_text(user_id, "user_id")
+    if comments is not None:
+        form["comments"] = _comments(comments)
+    return form
+
+
+def update_form(
+    callback_id: str | int,
+    *,
+    user_id: str | int | None = None,
+    recipient: Recipient | str | None = None,
+    comments: str | None = None,
+    callback_time: datetime | str | None = None,
+    callback_time_zone: float | str | timedelta | None = None,
+    callback_status: str | None = None,
+) -> Form:
+    """The form for ``callbacks/update``; at least one field must change."""
+    form: Form = {"callback_id": id_text(callback_id, "callback_id")}
+    if user_id is not None:
+        form["user_id"] = id_text(user_id, "user_id")
+    if recipient is not None:
+        form["recipient"] = recipient_of(recipient).value
+    if comments is not None:
+        form["comments"] = _comments(comments)
+    if callback_time is not None:
+        when, zone = callback_time_fields(callback_time, callback_time_zone)
+        form["callback_time"] = when
+        if zone is not None:
+            form["callback_time_zone"] = zone
+    elif callback_time_zone is not None:
+        form["callback_time_zone"] = zone_text(callback_time_zone)
+    if callback_status is not None:
+        if not isinstance(callback_status, str) or callback_status.lower() != "dismissed":
+            raise ValueError(f"callback_status can only be 'dismissed', not {callback_status!r}")
+        form["callback_status"] = "dismissed"
+    if len(form) == 1:
+        raise ValueError("update needs at least one field to change")
+    return form
+
+
+def delete_form(callback_id: str | int) -> Form:
+    """The form for ``callbacks/delete``."""
+    return {"callback_id": id_text(callback_id, "callback_id")}
+
+
+def _bounded_int(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def date_text(value: object, name: str) -> str:
+    """A ``date`` (or ``datetime``: its date) or ``YYYY-MM-DD`` text, as ``YYYY-MM-DD``."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and _DATE_RE.fullmatch(value):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be a date or 'YYYY-MM-DD', not {value!r}")
+
+
+def id_text(value: object, name: str) -> str:
+    """An id as the API wants it: non-empty text; an int becomes its decimal text."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.strip() and value == value.strip():
+        return value
+    raise ValueError(f"{name} must be a non-empty id string or non-negative int, not {value!r}")
+
+
+def recipient_of(value: object) -> Recipient:
+    """A :class:`Recipient` from a member or any casing of ``system``/``personal``."""
+    try:
+        return Recipient(value)  # type: ignore[arg-type]  # _missing_ handles any object
+    except ValueError:
+        raise ValueError(f"recipient must be 'system' or 'personal', not {value!r}") from None
+
+
+def stage_filter_text(value: object) -> str:
+    """A stage filter value: a :class:`Stage` or a spelling the live API accepts."""
+    if isinstance(value, str):
+        try:
+            return Stage(value).value
+        except ValueError:
+            if value.strip().upper() in STAGE_FILTER_VALUES:
+                return value.strip().upper()
+    raise ValueError(
+        f"stage must be one of {', '.join(sorted(STAGE_FILTER_VALUES))} (any case), not {value!r}"
+    )
+
+
+def _comments(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"comments must be a string, not {type(value).__name__}")
+    return value
+
+
+def zone_text(value: float | str | timedelta) -> str:
+    """A UTC offset in the vendor's hours.minutes notation: -7 h -> ``-7.00``, +5:30 -> ``5.30``.
+
+    Takes hours as a number (``-7.0``, ``5.5`` for +5:30), a ``timedelta``, or text already
+    in the vendor's notation (``"-3.30"``, ``"+5.30"``). Offsets must be whole quarter hours
+    between -12 and +14 h: ``5.3`` (5 h 18 min) is a mistake for ``5.5`` or ``"5.30"``.
+    """
+    if isinstance(value, timedelta):
+        minutes_f = value.total_seconds() / 60
+    elif isinstance(value, str):
+        match = _VENDOR_ZONE_RE.fullmatch(value.strip())
+        if not match or int(match[3]) >= 60:
+            raise ValueError(f"callback_time_zone {value!r} is not hours.minutes like '-7.00'")
+        sign = -1 if match[1] == "-" else 1
+        minutes_f = sign * (int(match[2]) * 60 + int(match[3]))
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        minutes_f = float(value) * 60
+    else:
+        raise ValueError(f"callback_time_zone must be hours, not {value!r}")
+    minutes = round(minutes_f)
+    if abs(minutes - minutes_f) > 1e-6 or minutes % 15:
+        raise ValueError(
+            f"callback_time_zone {value!r} is not a whole quarter hour "
+            "(for +5:30 pass 5.5, '5.30' or timedelta(hours=5, minutes=30))"
+        )
+    if not -12 * 60 <= minutes <= 14 * 60:
+        raise ValueError(f"callback_time_zone {value!r} is outside -12..+14 hours")
+    sign_text = "-" if minutes < 0 else ""
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign_text}{hours}.{rest:02d}"
+
+
+def callback_time_fields(
+    value: datetime | str, zone: float | str | timedelta | None
+) -> tuple[str, str | None]:
+    """``callback_time`` as ``YYYY-MM-DD hh:mm AM/PM`` and its zone, if given or derivable.
+
+    An aware ``datetime`` gives its own offset when ``zone`` is omitted; given both, they
+    must agree. Seconds are dropped: the API schedules to the minute.
+    """
+    zone_out = zone_text(zone) if zone is not None else None
+    if isinstance(value, datetime):
+        offset = value.utcoffset()
+        if offset is not None:
+            own = zone_text(offset)
+            if zone_out is not None and zone_out != own:
+                raise ValueError(
+                    f"callback_time carries offset {own} but callback_time_zone is {zone_out}"
+                )
+            zone_out = own
+        hour12 = value.hour % 12 or 12
+        meridiem = "PM" if value.hour >= 12 else "AM"
+        return f"{value:%Y-%m-%d} {hour12:02d}:{value.minute:02d} {meridiem}", zone_out
+    if isinstance(value, str):
+        match = _VENDOR_TIME_RE.fullmatch(value.strip())
+        if match and 1 <= int(match[2]) <= 12 and int(match[3]) < 60:
+            date_text(match[1], "callback_time")
+            return match[0], zone_out
+    raise ValueError(f"callback_time must be a datetime or 'YYYY-MM-DD hh:mm AM/PM', not {value!r}")
+
+
+# --- answer side ------------------------------------------------------------------------
+
+_INVALID_CODES: Final = frozenset(
+    {6006, 6023, 6026, 6031, 6042, 6070, 6071, 6072, 6073, 7230, 7231, 7237, 7258}
+)
+_NOT_FOUND_CODES: Final = frozenset({6001, 6038, 6074})
+_AUTH_CODES: Final = frozenset({5001})
+_RETRY_STATUSES: Final = frozenset({500, 502, 503, 504})
+
+
+def decode_json(endpoint: str, body: bytes) -> Any:
+    """Parse a 200 body. Not JSON (an HTML page, a body cut short) is retryable."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        kind = "an empty body" if not body.strip() else "a body that is not JSON"
+        raise MalformedResponseError(
+            f"the server sent {kind}", endpoint=endpoint, retryable=True
+        ) from None
+
+
+def check_status(
+    endpoint: str, status: int, headers: Mapping[str, str], body: bytes, now: datetime
+) -> None:
+    """Raise the typed error an HTTP status stands for; return quietly on 2xx."""
+    if 200 <= status < 300:
+        return
+    message = _message_from_body(body) or f"HTTP {status}"
+    if status == 429:
+        error = RateLimitError(message, endpoint=endpoint, status=status)
+        error.retry_after = retry_after_seconds(headers.get("Retry-After"), now)
+        raise error
+    if status in (401, 403):
+        raise AuthenticationError(message, endpoint=endpoint, status=status)
+    if status >= 500:
+        raise ServerError(message, endpoint=endpoint, status=status)
+    raise api_error(endpoint, {"error": message}, status=status)
+
+
+def _message_from_body(body: bytes) -> str | None:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return _message(payload) if isinstance(payload, dict) else None
+
+
+def is_retryable_status(status: int) -> bool:
+    """Statuses worth a second attempt: 429 and the transient 5xx."""
+    return status == 429 or status in _RETRY_STATUSES
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP-date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def check_success(endpoint: str, payload: Any) -> Mapping[str, Any]:
+    """Return the JSON object of a successful answer, or raise its typed error."""
+    if not isinstance(payload, dict):
+        raise MalformedResponseError(
+            f"expected a JSON object, got {type(payload).__name__}", endpoint=endpoint
+        )
+    success = payload.get("success")
+    if success is False or success in (0, "false", "False", "0"):
+        raise api_error(endpoint, payload)
+    return payload
+
+
+def api_error(endpoint: str, payload: Mapping[str, Any], status: int = 200) -> ConvosoAPIError:
+    """The typed error for a ``success: false`` body (code as number, string or absent)."""
+    code = _code(payload.get("code"))
+    message = _message(payload) or "the API reported a failure without a message"
+    lowered = message.lower()
+    cls: type[ConvosoAPIError]
+    if code in _AUTH_CODES or ("token" in lowered and ("invalid" in lowered or "auth" in lowered)):
+        cls = AuthenticationError
+    elif code in _NOT_FOUND_CODES:
+        cls = NotFoundError
+    elif code in _INVALID_CODES or lowered.startswith("invalid"):
+        cls = InvalidParameterError
+    elif "not found" in lowered:
+        cls = NotFoundError
+    else:
+        cls = ConvosoAPIError
+    return cls(message, code=code, endpoint=endpoint, status=status)
+
+
+def _code(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _message(payload: Mapping[str, Any]) -> str | None:
+    for key in ("text", "error", "message"):
+        value = payload.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def decode_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> CallbackPage:
+    """A ``callbacks/search`` answer as a :class:`CallbackPage`, envelope or not.
+
+    ``offset`` and ``limit`` are what was asked, used when the answer leaves them out.
+    """
+    page: Any = payload
+    if "results" not in page and isinstance(page.get("data"), dict):
+        page = page["data"]
+    results = page.get("results")
+    if results is None and "total" in page and _counter(page.get("total"), "total") == 0:
+        results = []
+    if not isinstance(results, list):
+        raise MalformedResponseError("'results' is missing or not a list", endpoint=SEARCH)
+    total = _counter(page.get("total"), "total")
+    if total > _ABSURD_TOTAL:
+        raise MalformedResponseError(f"'total' of {total} is not believable", endpoint=SEARCH)
+    structure = converter.structure
+    try:
+        records = tuple([structure(record, Callback) for record in results])
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise MalformedResponseError(f"a record could not be read: {exc}", endpoint=SEARCH) from exc
+    return CallbackPage(
+        offset=_counter(page.get("offset", offset), "offset"),
+        limit=_counter(page.get("limit", limit), "limit"),
+        total=total,
+        results=records,
+    )
+
+
+def _counter(value: object, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        raise MalformedResponseError(
+            f"'{name}' should be a non-negative integer, got {value!r}", endpoint=SEARCH
+        )
+    if number < 0:
+        raise MalformedResponseError(f"'{name}' is negative ({number})", endpoint=SEARCH)
+    return number
+
+
+def decode_callback_id(endpoint: str, payload: Mapping[str, Any], fallback: str | None) -> str:
+    """The callback id an insert or update answered with (``data.callback_id``)."""
+    data = payload.get("data")
+    candidates = [data.get("callback_id"), data.get("id")] if isinstance(data, dict) else []
+    candidates += [payload.get("callback_id"), payload.get("id")]
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value:
+            return value
+    if fallback is not None:
+        return fallback
+    raise MalformedResponseError("the answer carries no callback_id", endpoint=endpoint)

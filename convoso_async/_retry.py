@@ -1,0 +1,179 @@
+"""When to try a request again, and for how long: :class:`RetryPolicy` drives tenacity.
+
+tenacity is always given explicit ``retry=``, ``stop=`` and ``wait=``: its defaults retry
+every exception forever, which would turn a bug of ours into an endless "network error".
+Only the failures :func:`is_retryable` names are retried, and a retry must also fit the
+attempt count, the deadline and the client-wide :class:`RetryBudget`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+
+from ._errors import MalformedResponseError, RateLimitError, ServerError, TransportError
+
+logger = logging.getLogger("convoso_async")
+T = TypeVar("T")
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, not {value}")
+
+
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be positive or None, not {value}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How a failed request is tried again.
+
+    ``attempts`` counts the first try (``attempts=1`` never retries). Waits grow
+    exponentially from ``initial_wait`` with full jitter, capped at ``max_wait``; a 429's
+    ``Retry-After`` is honoured up to ``max_wait``. ``deadline`` (seconds) bounds one
+    call's total time across all its attempts and waits. ``retry_budget`` is the capacity
+    of the client-wide :class:`RetryBudget` (``None`` for no budget).
+    """
+
+    attempts: int = attrs.field(default=5)
+    initial_wait: float = attrs.field(default=0.5, validator=_positive)
+    max_wait: float = attrs.field(default=30.0, validator=_positive)
+    deadline: float | None = attrs.field(default=None, validator=_optional_positive)
+    retry_budget: int | None = attrs.field(default=500)
+
+    @attempts.validator
+    def _check_attempts(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"attempts must be an integer >= 1, not {value!r}")
+
+
+class RetryBudget:
+    """A client-wide allowance of retries, refilled by successes.
+
+    Modelled on botocore's retry quota: each retry spends ``RETRY_COST`` (a timeout or
+    broken connection ``TRANSPORT_COST``) and each success returns one token. When the API
+    is down, thousands of concurrent calls drain it within a few dozen retries, after which
+    calls fail on their first error instead of multiplying the load on a struggling server.
+    """
+
+    RETRY_COST = 5
+    TRANSPORT_COST = 10
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.available = capacity
+
+    def try_spend(self, error: BaseException | None) -> bool:
+        cost = self.TRANSPORT_COST if isinstance(error, TransportError) else self.RETRY_COST
+        if cost > self.available:
+            return False
+        self.available -= cost
+        return True
+
+    def refund(self) -> None:
+        self.available = min(self.capacity, self.available + 1)
+
+
+def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
+    """Whether a failure is worth another attempt.
+
+    Idempotent calls retry transient failures: 429, 500/502/503/504, broken connections,
+    timeouts, and a 200 whose body is not JSON. A non-idempotent call (``insert``) retries
+    only what provably was not processed: a connection never established, or a 429.
+    """
+    if isinstance(error, RateLimitError):
+        return True
+    if isinstance(error, TransportError):
+        return error.retryable and (idempotent or not error.sent)
+    if not idempotent:
+        return False
+    if isinstance(error, ServerError):
+        return error.status in (500, 502, 503, 504)
+    return isinstance(error, MalformedResponseError) and error.retryable
+
+
+class _Wait:
+    """Full-jitter exponential backoff, stretched to a 429's ``Retry-After``, capped."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._max = policy.max_wait
+        self._backoff = wait_random_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
+
+    def __call__(self, state: RetryCallState) -> float:
+        wait = self._backoff(state)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            wait = max(wait, error.retry_after)
+        return min(wait, self._max)
+
+
+async def call_with_retries(
+    attempt: Callable[[float | None], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    budget: RetryBudget | None,
+    idempotent: bool,
+    what: str,
+) -> T:
+    """Run ``attempt`` until it succeeds or a retry is not allowed; re-raise its error.
+
+    ``attempt`` receives the seconds left before the policy's deadline (``None`` when
+    there is none) so that a single slow attempt cannot overrun it.
+    """
+    started = time.monotonic()
+    base_stop: stop_base = stop_after_attempt(policy.attempts)
+    if policy.deadline is not None:
+        base_stop = base_stop | stop_before_delay(policy.deadline)
+
+    def stop(state: RetryCallState) -> bool:
+        if base_stop(state):
+            return True
+        error = state.outcome.exception() if state.outcome else None
+        return budget is not None and not budget.try_spend(error)
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        logger.info(
+            "%s failed (attempt %d of %d): %s; retrying in %.3fs",
+            what,
+            state.attempt_number,
+            policy.attempts,
+            error,
+            wait,
+        )
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
+        stop=stop,
+        wait=_Wait(policy),
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    async for try_ in retrying:
+        with try_:
+            remaining = None
+            if policy.deadline is not None:
+                remaining = max(0.0, policy.deadline - (time.monotonic() - started))
+            result = await attempt(remaining)
+    if budget is not None:
+        budget.refund()
+    return result

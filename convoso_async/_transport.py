@@ -1,0 +1,80 @@
+"""The one seam where aiohttp is used: POST a form, get status, headers and body back.
+
+aiohttp's exceptions stop here and become :class:`TransportError`, with ``sent`` telling
+whether the request could have reached the server; that fact decides whether ``insert``
+may be resent. The token is added to the form here, at the last moment, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import aiohttp
+from yarl import URL
+
+from ._errors import TransportError
+
+
+class Transport:
+    """POSTs forms to ``base_url`` through one pooled session, owned or borrowed."""
+
+    def __init__(
+        self,
+        base_url: URL,
+        token: str,
+        *,
+        timeout: float,
+        pool_size: int,
+        session: aiohttp.ClientSession | None,
+    ) -> None:
+        self._base_url = base_url
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._pool_size = pool_size
+        self._session = session
+        self._owns_session = session is None
+        self.closed = False
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise RuntimeError("this ConvosoClient is closed")
+        if self._session is None:
+            # Created on first use, inside the running loop, as aiohttp requires.
+            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def post(
+        self, endpoint: str, form: Mapping[str, str], time_left: float | None = None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one form; return ``(status, headers, body)`` or raise :class:`TransportError`."""
+        session = self._client_session()
+        data = {**form, "auth_token": self._token}
+        request_timeout = self._timeout
+        if time_left is not None and time_left < (self._timeout.total or float("inf")):
+            # A retry deadline nearer than the usual timeout shortens this attempt.
+            request_timeout = aiohttp.ClientTimeout(total=time_left)
+        try:
+            async with session.post(
+                self._base_url / endpoint, data=data, timeout=request_timeout
+            ) as response:
+                body = await response.read()
+                return response.status, response.headers, body
+        except aiohttp.ClientSSLError as exc:
+            raise TransportError(
+                f"TLS failure: {exc}", endpoint=endpoint, sent=False, retryable=False
+            ) from exc
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise TransportError(
+                f"could not connect: {exc}", endpoint=endpoint, sent=False
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else repr(exc)
+            raise TransportError(f"no complete answer: {what}", endpoint=endpoint) from exc
+
+    async def close(self) -> None:
+        """Close the session if this transport created it; a borrowed one is left open."""
+        self.closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()

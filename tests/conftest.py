@@ -1,0 +1,57 @@
+"""Shared fixtures, and the aioresponses shim for aiohttp >= 3.14.
+
+aioresponses 0.7.9 (its latest release) builds ``ClientResponse`` without the
+``stream_writer`` argument that aiohttp 3.14 made required (pnuckowski/aioresponses#289).
+aiohttp 3.14 is a security release and is what users install, so we do not pin aiohttp
+down; instead, when the installed aiohttp needs it, the fixture below hands aioresponses a
+``ClientResponse`` subclass that supplies an inert writer. Only the response *construction*
+is patched: status, headers and body still flow through aiohttp's own reading code, so the
+client under test is exercised on the real aiohttp. Remove this once aioresponses is fixed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses, core
+
+from convoso_async import RetryPolicy
+
+_NEEDS_STREAM_WRITER = (
+    "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
+)
+
+
+class _CompatResponse(aiohttp.ClientResponse):
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        # A response that is already complete has written its request: output_size 0.
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+@pytest.fixture
+def mock_api() -> Iterator[aioresponses]:
+    """aioresponses, working on the installed aiohttp."""
+    original = core.ClientResponse
+    if _NEEDS_STREAM_WRITER:
+        core.ClientResponse = _CompatResponse  # type: ignore[misc]
+    try:
+        with aioresponses() as mocked:
+            yield mocked
+    finally:
+        core.ClientResponse = original  # type: ignore[misc]
+
+
+BASE = "https://api.test/v1"
+TOKEN = "s3cret-token-value"
+
+
+@pytest.fixture
+def fast_retry() -> RetryPolicy:
+    """Millisecond waits: retry behaviour without slow tests."""
+    return RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.005)
