@@ -1,0 +1,104 @@
+"""The public names are a contract: code outside this repository imports them."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+import convoso_async
+from convoso_async import (
+    AuthenticationError,
+    ConvosoAPIError,
+    ConvosoError,
+    InvalidParameterError,
+    MalformedResponseError,
+    NotFoundError,
+    PaginationLimitError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+)
+
+EXPECTED_ALL = sorted(
+    [
+        # the contract from issue 2
+        "ConvosoClient",
+        "RetryPolicy",
+        "Callback",
+        "CallbackPage",
+        "Stage",
+        "Recipient",
+        "ConvosoError",
+        "ConvosoAPIError",
+        "AuthenticationError",
+        "NotFoundError",
+        "InvalidParameterError",
+        "RateLimitError",
+        "ServerError",
+        "TransportError",
+        "PaginationLimitError",
+        # exported beyond the contract
+        "Callbacks",
+        "MalformedResponseError",
+        "__version__",
+    ]
+)
+
+
+def test_all_is_exactly_the_contract_sorted() -> None:
+    assert convoso_async.__all__ == EXPECTED_ALL
+
+
+@pytest.mark.parametrize("name", EXPECTED_ALL)
+def test_every_public_name_imports(name: str) -> None:
+    module = importlib.import_module("convoso_async")
+    assert getattr(module, name) is not None
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(convoso_async.__version__, str)
+    assert convoso_async.__version__.count(".") >= 1
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        ConvosoAPIError,
+        AuthenticationError,
+        NotFoundError,
+        InvalidParameterError,
+        RateLimitError,
+        ServerError,
+        TransportError,
+        PaginationLimitError,
+        MalformedResponseError,
+    ],
+)
+def test_every_error_derives_from_convoso_error(cls: type[Exception]) -> None:
+    assert issubclass(cls, ConvosoError)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [AuthenticationError, NotFoundError, InvalidParameterError, RateLimitError, ServerError],
+)
+def test_api_failures_derive_from_convoso_api_error(cls: type[Exception]) -> None:
+    assert issubclass(cls, ConvosoAPIError)
+
+
+@pytest.mark.parametrize("cls", [TransportError, PaginationLimitError, MalformedResponseError])
+def test_non_api_failures_are_not_api_errors(cls: type[Exception]) -> None:
+    assert not issubclass(cls, ConvosoAPIError)
+
+
+def test_convoso_error_is_an_exception_not_a_value_error() -> None:
+    # Validation raises ValueError; a ConvosoError must not be caught by `except ValueError`.
+    assert issubclass(ConvosoError, Exception)
+    assert not issubclass(ConvosoError, ValueError)
+
+
+def test_py_typed_ships_in_the_package_directory() -> None:
+    package_dir = Path(convoso_async.__file__).parent
+    assert (package_dir / "py.typed").is_file()
