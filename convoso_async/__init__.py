@@ -19,6 +19,7 @@ from ._errors import (
     TransportError,
 )
 from ._models import Callback, CallbackPage, Recipient, Stage
+from ._pagination import CallbackSearch
 from ._retry import RetryPolicy
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "AuthenticationError",
     "Callback",
     "CallbackPage",
+    "CallbackSearch",
     "Callbacks",
     "ConvosoAPIError",
     "ConvosoClient",

@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -21,6 +21,7 @@ from yarl import URL
 
 from . import _protocol as proto
 from ._models import CallbackPage, Recipient, Stage
+from ._pagination import CallbackSearch
 from ._retry import RetryBudget, RetryPolicy, call_with_retries
 from ._transport import Transport
 
@@ -213,24 +214,83 @@ class Callbacks:
         form field ``id``. Raises ``ValueError`` before sending if an argument is invalid.
         For more than one page, iterate :meth:`search` instead.
         """
-        form = proto.search_form(
-            offset=offset,
-            limit=limit,
-            start_date=start_date,
-            end_date=end_date,
-            campaign_id=campaign_id,
-            callback_id=callback_id,
-            lead_id=lead_id,
-            list_id=list_id,
-            recipient=recipient,
-            user_id=user_id,
-            stage=stage,
+        filters = proto.filter_form(
+            {
+                "start_date": start_date,
+                "end_date": end_date,
+                "campaign_id": campaign_id,
+                "callback_id": callback_id,
+                "lead_id": lead_id,
+                "list_id": list_id,
+                "recipient": recipient,
+                "user_id": user_id,
+                "stage": stage,
+            }
         )
+        return await self._page(filters, offset, limit)
+
+    async def _page(self, filters: proto.Form, offset: int, limit: int) -> CallbackPage:
+        form = proto.page_form(filters, offset=offset, limit=limit)
         return await self._client._call(
             proto.SEARCH,
             form,
             idempotent=True,
             decode=lambda payload: proto.decode_page(payload, offset=offset, limit=limit),
+        )
+
+    def search(
+        self,
+        *,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        campaign_id: Id | None = None,
+        callback_id: Id | None = None,
+        lead_id: Id | None = None,
+        list_id: Id | None = None,
+        recipient: Recipient | str | None = None,
+        user_id: Id | None = None,
+        stage: Stage | str | None = None,
+        page_size: int = proto.MAX_LIMIT,
+        max_items: int | None = None,
+        offset: int = 0,
+        concurrency: int = 4,
+        truncate: bool = False,
+    ) -> CallbackSearch:
+        """Every callback matching the filters, as an ``async for`` in offset order.
+
+        Takes :meth:`search_page`'s filters. Sends nothing until iterated; then fetches
+        the first page alone (it tells ``total``) and the rest ``concurrency`` at a time
+        (never more than the client's ``max_concurrency``). Stops at ``total``, at a
+        short page, or after ``max_items``. If ``total`` is beyond what offset/limit
+        paging can reach (55,000 records), raises :class:`PaginationLimitError` before
+        yielding anything, unless ``truncate=True``; :meth:`export` reaches them all.
+        """
+        # Validated now: a bad filter must fail at the call, not at the first iteration.
+        filters = proto.filter_form(
+            {
+                "start_date": start_date,
+                "end_date": end_date,
+                "campaign_id": campaign_id,
+                "callback_id": callback_id,
+                "lead_id": lead_id,
+                "list_id": list_id,
+                "recipient": recipient,
+                "user_id": user_id,
+                "stage": stage,
+            }
+        )
+
+        def fetch(page_offset: int, limit: int) -> Awaitable[CallbackPage]:
+            return self._page(filters, page_offset, limit)
+
+        return CallbackSearch(
+            fetch,
+            page_size=page_size,
+            max_items=max_items,
+            offset=offset,
+            concurrency=concurrency,
+            truncate=truncate,
+            max_concurrency=self._client.max_concurrency,
         )
 
     async def insert(

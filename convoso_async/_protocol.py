@@ -71,12 +71,16 @@ def search_form(*, offset: int = 0, limit: int = 20, **filters: Any) -> Form:
     unknown = set(filters) - set(SEARCH_FILTERS)
     if unknown:
         raise TypeError(f"unknown search filter(s): {', '.join(sorted(unknown))}")
-    form: Form = {
+    return page_form(filter_form(filters), offset=offset, limit=limit)
+
+
+def page_form(filters: Form, *, offset: int, limit: int) -> Form:
+    """Add a validated ``offset``/``limit`` to an already validated :func:`filter_form`."""
+    return {
         "offset": str(_bounded_int(offset, "offset", 0, MAX_OFFSET)),
         "limit": str(_bounded_int(limit, "limit", 1, MAX_LIMIT)),
+        **filters,
     }
-    form.update(filter_form(filters))
-    return form
 
 
 def filter_form(filters: Filters) -> Form:

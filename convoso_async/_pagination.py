@@ -1,0 +1,295 @@
+"""``client.callbacks.search()``: an ordered, concurrent walk of offset/limit pages.
+
+The walk is one loop (:meth:`CallbackSearch._walk`); items, pages and ``collect()`` are
+views of it. The first page goes alone because it reveals ``total``; after that up to
+``concurrency`` page requests run at once while pages are handed out strictly in offset
+order. Each page request is one client call, so retries wrap a single request and never
+the walk: a page that fails then succeeds is yielded once.
+
+Tasks belong to the walk's generator frame, which ``finally`` cleans: leaving an
+``async for`` early (``break``, an exception, cancellation) drops the generator, asyncio
+closes it, and every request still in flight is cancelled and awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+import attrs
+
+from ._errors import PaginationLimitError
+from ._models import Callback, CallbackPage
+from ._protocol import MAX_LIMIT, MAX_OFFSET, REACHABLE
+
+logger = logging.getLogger("convoso_async")
+
+FetchPage = Callable[[int, int], Awaitable[CallbackPage]]
+
+
+@attrs.frozen
+class PageRequest:
+    """One planned request: ``limit`` records from ``offset``, dropping the first ``skip``.
+
+    ``skip`` is non-zero only for the last page past the offset cap, which is re-aligned
+    to ``offset=50000`` and so overlaps records already yielded.
+    """
+
+    offset: int
+    limit: int
+    skip: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.limit
+
+
+def plan_request(position: int, end: int, page_size: int) -> PageRequest | None:
+    """The request that fetches records from ``position`` on, or ``None`` at ``end``."""
+    if position >= end:
+        return None
+    if position <= MAX_OFFSET:
+        return PageRequest(position, min(page_size, end - position))
+    # Past the offset cap: ask from the cap itself and drop what was already yielded.
+    return PageRequest(MAX_OFFSET, min(MAX_LIMIT, end - MAX_OFFSET), position - MAX_OFFSET)
+
+
+def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bound}, not {value}")
+    return value
+
+
+class CallbackSearch:
+    """An ``async for`` over every callback matching a search, in offset order.
+
+    Nothing is sent until iteration starts, and it can be iterated once (as items, as
+    :meth:`pages`, or through :meth:`collect`). ``total`` is ``None`` until the first page
+    arrives. ``next_offset`` is the offset of the first record not yet yielded: after a
+    ``break`` or an error, ``search(..., offset=pager.next_offset)`` resumes without loss
+    or repeat. Use ``async with`` (or :meth:`aclose`) when you drive it with ``anext()``.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchPage,
+        *,
+        page_size: int = MAX_LIMIT,
+        max_items: int | None = None,
+        offset: int = 0,
+        concurrency: int = 4,
+        truncate: bool = False,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self.page_size = _check_int(page_size, "page_size", 1, MAX_LIMIT)
+        self.max_items = None if max_items is None else _check_int(max_items, "max_items", 0)
+        self.concurrency = _check_int(concurrency, "concurrency", 1)
+        if max_concurrency is not None:
+            self.concurrency = min(self.concurrency, max_concurrency)
+        self.truncate = truncate
+        self.next_offset = _check_int(offset, "offset", 0, MAX_OFFSET)
+        self.total: int | None = None
+        #: Page requests this walk has sent (each may include retries inside the client).
+        self.pages_fetched = 0
+        self._started = False
+        self._items: AsyncGenerator[Callback, None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<CallbackSearch next_offset={self.next_offset} total={self.total} "
+            f"page_size={self.page_size} concurrency={self.concurrency}>"
+        )
+
+    # --- the three views ------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Callback]:
+        # A fresh generator the `async for` alone holds: when the loop is left early it
+        # is dropped, and asyncio's finaliser closes it, cancelling requests in flight.
+        return self._iter_items()
+
+    async def __anext__(self) -> Callback:
+        if self._items is None:
+            self._items = self._iter_items()
+        return await self._items.__anext__()
+
+    def pages(self) -> AsyncIterator[CallbackPage]:
+        """Iterate whole pages (duplicates already removed) instead of single records."""
+        return self._iter_pages()
+
+    async def collect(self) -> list[Callback]:
+        """Every matching record, in order, as a list. Mind the memory for big searches."""
+        return [callback async for callback in self]
+
+    async def aclose(self) -> None:
+        """Stop a walk driven by ``anext()``, cancelling requests in flight."""
+        if self._items is not None:
+            await self._items.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _iter_items(self) -> AsyncGenerator[Callback, None]:
+        chunks = self._walk()
+        try:
+            async for chunk in chunks:
+                for callback, position in zip(chunk.page.results, chunk.positions, strict=True):
+                    self.next_offset = position + 1  # handed over counts as yielded
+                    yield callback
+                self.next_offset = chunk.end
+        finally:
+            await chunks.aclose()
+
+    async def _iter_pages(self) -> AsyncGenerator[CallbackPage, None]:
+        chunks = self._walk()
+        try:
+            async for chunk in chunks:
+                yield chunk.page
+                self.next_offset = chunk.end
+        finally:
+            await chunks.aclose()
+
+    # --- the walk ---------------------------------------------------------------------
+
+    async def _walk(self) -> AsyncGenerator[_Chunk, None]:
+        if self._started:
+            raise RuntimeError("a CallbackSearch can be iterated only once; call search() again")
+        self._started = True
+        start = self.next_offset
+        if self.max_items == 0:
+            return
+        request = PageRequest(start, min(self.page_size, self.max_items or self.page_size))
+        page = await self._fetch_counted(request)
+        self.total = page.total
+        end = self._planned_end(start, page.total)  # may raise before anything is yielded
+        seen: set[str] = set()
+        yielded = dropped = 0
+        cursor = request.end
+        tasks: deque[tuple[PageRequest, asyncio.Task[CallbackPage]]] = deque()
+        try:
+            while True:
+                if page.total != self.total:
+                    logger.warning(
+                        "search total changed from %d to %d during the walk: records were "
+                        "added or removed, so later pages may have shifted",
+                        self.total,
+                        page.total,
+                    )
+                    self.total = page.total
+                    end = self._planned_end(start, page.total, initial=False)
+                chunk = _take_fresh(page, request, seen)
+                dropped += len(page.results) - request.skip - len(chunk.positions)
+                if self.max_items is not None:
+                    chunk = chunk.head(self.max_items - yielded)
+                    # Records dropped as duplicates do not count against max_items.
+                    end = min(end, start + self.max_items + dropped)
+                yielded += len(chunk.positions)
+                finished = len(page.results) < request.limit or (
+                    self.max_items is not None and yielded >= self.max_items
+                )
+                # A short page means the data ends here, whatever total said.
+                while not finished and len(tasks) < self.concurrency:
+                    # Refill before yielding, so requests run while the caller works.
+                    planned = plan_request(cursor, end, self.page_size)
+                    if planned is None:
+                        break
+                    tasks.append((planned, asyncio.create_task(self._fetch_counted(planned))))
+                    cursor = planned.end
+                if chunk.positions:
+                    yield chunk
+                if finished or not tasks:
+                    break
+                request, task = tasks.popleft()
+                page = await task
+        finally:
+            await _cancel_all([task for _, task in tasks])
+
+    async def _fetch_counted(self, request: PageRequest) -> CallbackPage:
+        page = await self._fetch(request.offset, request.limit)
+        self.pages_fetched += 1
+        return page
+
+    def _planned_end(self, start: int, total: int, *, initial: bool = True) -> int:
+        """Where the walk stops; raises if the caps hide records the caller wants."""
+        wanted = total if self.max_items is None else min(total, start + self.max_items)
+        if wanted <= REACHABLE:
+            return wanted
+        if initial and not self.truncate:
+            raise PaginationLimitError(
+                f"{total} callbacks match these filters, but offset/limit paging reaches only "
+                f"records {start}..{REACHABLE - 1} (offset <= {MAX_OFFSET}, limit <= "
+                f"{MAX_LIMIT}): {wanted - REACHABLE} are out of reach. Narrow the filters "
+                "(a shorter date range, a stage, a campaign), pass truncate=True to take the "
+                "reachable part, or use client.callbacks.export(), which splits the search.",
+                total=total,
+                reachable=REACHABLE - start,
+            )
+        if initial:
+            logger.warning(
+                "search matches %d callbacks; truncate=True: yielding the %d reachable by "
+                "offset/limit paging and skipping %d",
+                total,
+                REACHABLE - start,
+                wanted - REACHABLE,
+            )
+        return REACHABLE
+
+
+@attrs.frozen
+class _Chunk:
+    """A page as the walk hands it out: fresh records and their absolute positions."""
+
+    page: CallbackPage
+    positions: tuple[int, ...]
+    end: int
+
+    def head(self, count: int) -> _Chunk:
+        if count >= len(self.positions):
+            return self
+        kept = self.positions[:count]
+        page = attrs.evolve(self.page, results=self.page.results[:count])
+        return _Chunk(page, kept, kept[-1] + 1 if kept else self.positions[0])
+
+
+def _take_fresh(page: CallbackPage, request: PageRequest, seen: set[str]) -> _Chunk:
+    """The page minus the re-aligned overlap and any record this walk already yielded.
+
+    Offset paging over live data drifts: an insert ahead of the cursor pushes the last
+    record of one page onto the next. Ids seen before are dropped, never yielded twice.
+    """
+    kept: list[Callback] = []
+    positions: list[int] = []
+    for index in range(request.skip, len(page.results)):
+        callback = page.results[index]
+        if callback.id in seen:
+            logger.debug("dropping callback %s, already yielded in this walk", callback.id)
+            continue
+        seen.add(callback.id)
+        kept.append(callback)
+        positions.append(request.offset + index)
+    end = request.offset + len(page.results)
+    if len(kept) != len(page.results):
+        page = attrs.evolve(page, offset=request.offset + request.skip, results=tuple(kept))
+    return _Chunk(page, tuple(positions), end)
+
+
+async def _cancel_all(pending: list[asyncio.Task[CallbackPage]]) -> None:
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,340 @@
+"""The paginator, driven by an in-memory page source (no network: the walk is pure logic).
+
+The source records every request and how many were in flight, and can hold pages back
+until a test releases them, so ordering and concurrency are observed, not assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from convoso_async import Callback, CallbackPage, CallbackSearch, PaginationLimitError
+from convoso_async._errors import TransportError
+from convoso_async._pagination import PageRequest, plan_request
+
+
+class PageSource:
+    """A fake ``callbacks/search`` over ``records``, observable and steerable."""
+
+    def __init__(self, total: int, *, gated: bool = False) -> None:
+        self.records = [Callback(id=str(i)) for i in range(total)]
+        self.requests: list[tuple[int, int]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.cancelled = 0
+        self.gates: dict[int, asyncio.Event] | None = {} if gated else None
+        self.fail_at: dict[int, Exception] = {}
+        self.before_answer: Callable[[int], None] | None = None
+        self._arrivals = asyncio.Condition()
+
+    async def until_requests(self, count: int) -> None:
+        """Wait until ``count`` requests have arrived (no polling, no sleeping)."""
+        async with self._arrivals:
+            await self._arrivals.wait_for(lambda: len(self.requests) >= count)
+
+    def gate(self, offset: int) -> asyncio.Event:
+        assert self.gates is not None
+        return self.gates.setdefault(offset, asyncio.Event())
+
+    async def fetch(self, offset: int, limit: int) -> CallbackPage:
+        self.requests.append((offset, limit))
+        async with self._arrivals:
+            self._arrivals.notify_all()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gates is not None and offset != self.requests[0][0]:
+                await self.gate(offset).wait()
+            else:
+                await asyncio.sleep(0)
+            if offset in self.fail_at:
+                raise self.fail_at.pop(offset)
+            if self.before_answer is not None:
+                self.before_answer(offset)
+            return CallbackPage(
+                offset=offset,
+                limit=limit,
+                total=len(self.records),
+                results=tuple(self.records[offset : offset + limit]),
+            )
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+
+def ids(callbacks: list[Callback]) -> list[int]:
+    return [int(c.id) for c in callbacks]
+
+
+@pytest.mark.parametrize("total", [0, 1, 9, 10, 11, 35])
+async def test_yields_every_record_once_in_order(total: int) -> None:
+    source = PageSource(total)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=3)
+    got = await pager.collect()
+    assert ids(got) == list(range(total))
+    assert pager.total == total
+    # One request per page, none past the end (the first goes even when total is 0).
+    assert len(source.requests) == max(1, -(-total // 10))
+    assert pager.next_offset == total
+
+
+async def test_55000_records_reach_exactly_the_cap() -> None:
+    source = PageSource(55_000)
+    got = await CallbackSearch(source.fetch, page_size=5000, concurrency=8).collect()
+    assert ids(got) == list(range(55_000))
+    assert source.requests == [(offset, 5000) for offset in range(0, 55_000, 5000)]
+    assert max(offset for offset, _ in source.requests) == 50_000
+
+
+async def test_tail_past_the_offset_cap_is_realigned_without_repeats() -> None:
+    # 3000 does not divide 50000: the page after offset 48000 would start at 51000,
+    # past the cap, so it is asked from 50000 and the overlap is dropped.
+    source = PageSource(55_000)
+    got = await CallbackSearch(source.fetch, page_size=3000, concurrency=4).collect()
+    assert ids(got) == list(range(55_000))
+    assert all(offset <= 50_000 and limit <= 5000 for offset, limit in source.requests)
+    assert source.requests[-1] == (50_000, 5000)
+
+
+def test_plan_request_respects_both_caps() -> None:
+    assert plan_request(0, 12, 5) == PageRequest(0, 5)
+    assert plan_request(10, 12, 5) == PageRequest(10, 2)
+    assert plan_request(12, 12, 5) is None
+    assert plan_request(51_000, 55_000, 3000) == PageRequest(50_000, 5000, skip=1000)
+
+
+async def test_max_items_stops_early_without_an_extra_request() -> None:
+    source = PageSource(100)
+    got = await CallbackSearch(source.fetch, page_size=10, max_items=25, concurrency=4).collect()
+    assert ids(got) == list(range(25))
+    assert source.requests == [(0, 10), (10, 10), (20, 5)]
+
+
+async def test_max_items_smaller_than_a_page_asks_only_for_that_many() -> None:
+    source = PageSource(100)
+    got = await CallbackSearch(source.fetch, page_size=50, max_items=7).collect()
+    assert ids(got) == list(range(7))
+    assert source.requests == [(0, 7)]
+
+
+async def test_max_items_zero_sends_nothing() -> None:
+    source = PageSource(100)
+    assert await CallbackSearch(source.fetch, max_items=0).collect() == []
+    assert source.requests == []
+
+
+async def test_beyond_the_cap_raises_before_yielding_anything() -> None:
+    source = PageSource(60_001)
+    pager = CallbackSearch(source.fetch, page_size=5000)
+    with pytest.raises(PaginationLimitError) as info:
+        await anext(pager)
+    assert info.value.total == 60_001
+    assert info.value.reachable == 55_000
+    assert "5001 are out of reach" in str(info.value)
+    assert "export" in str(info.value)
+    assert source.requests == [(0, 5000)]
+
+
+async def test_beyond_the_cap_is_fine_when_max_items_fits() -> None:
+    source = PageSource(60_000)
+    got = await CallbackSearch(source.fetch, page_size=5000, max_items=12_000).collect()
+    assert len(got) == 12_000
+
+
+async def test_truncate_yields_the_reachable_part_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = PageSource(56_000)
+    with caplog.at_level(logging.WARNING, logger="convoso_async"):
+        got = await CallbackSearch(source.fetch, page_size=5000, truncate=True).collect()
+    assert ids(got) == list(range(55_000))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "1000" in warnings[0].getMessage()
+
+
+async def test_yields_in_offset_order_when_later_pages_answer_first() -> None:
+    source = PageSource(50, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=4)
+    consumer = asyncio.create_task(pager.collect())
+    await source.until_requests(5)  # the first page, then four in flight
+    for offset in (40, 30, 20, 10):  # release newest first
+        source.gate(offset).set()
+        await asyncio.sleep(0)
+    assert ids(await consumer) == list(range(50))
+
+
+async def test_never_more_than_concurrency_requests_in_flight() -> None:
+    source = PageSource(200, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=3)
+    consumer = asyncio.create_task(pager.collect())
+    for offset in range(10, 200, 10):
+        await source.until_requests(offset // 10 + 1)
+        assert source.in_flight <= 3
+        source.gate(offset).set()
+    assert len(await consumer) == 200
+    assert source.max_in_flight == 3  # the bound is reached, and never passed
+
+
+async def test_concurrency_is_clamped_to_the_clients_bound() -> None:
+    source = PageSource(10)
+    pager = CallbackSearch(source.fetch, concurrency=50, max_concurrency=6)
+    assert pager.concurrency == 6
+
+
+async def test_a_record_shifted_across_a_boundary_is_yielded_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = PageSource(30)
+
+    def insert_at_front(offset: int) -> None:
+        if offset == 10 and len(source.records) == 30:
+            # A new record lands before the cursor: page 2 now repeats page 1's last one.
+            source.records.insert(0, Callback(id="new"))
+
+    source.before_answer = insert_at_front
+    with caplog.at_level(logging.WARNING, logger="convoso_async"):
+        got = await CallbackSearch(source.fetch, page_size=10, concurrency=1).collect()
+    got_ids = [c.id for c in got]
+    assert len(got_ids) == len(set(got_ids))
+    assert set(got_ids) == {str(i) for i in range(30)}
+    assert any("total changed from 30 to 31" in r.getMessage() for r in caplog.records)
+
+
+async def test_break_cancels_requests_in_flight_and_leaves_no_task() -> None:
+    source = PageSource(100, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=4)
+    async for callback in pager:
+        if callback.id == "3":
+            break
+    # The dropped generator is closed by asyncio's finaliser on the next loop turns.
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert source.cancelled == 4
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert pager.next_offset == 4
+
+
+async def test_an_exception_in_the_loop_body_cleans_up() -> None:
+    source = PageSource(100, gated=True)
+
+    async def failing_body() -> None:
+        async for _ in CallbackSearch(source.fetch, page_size=10, concurrency=2):
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        await failing_body()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_cancelling_the_consumer_cancels_the_walk() -> None:
+    source = PageSource(100, gated=True)
+    consumer = asyncio.create_task(
+        CallbackSearch(source.fetch, page_size=10, concurrency=3).collect()
+    )
+    await source.until_requests(4)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert source.cancelled == 3
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_an_error_surfaces_and_next_offset_resumes_without_loss_or_repeat() -> None:
+    source = PageSource(50)
+    source.fail_at[30] = TransportError("reset", endpoint="callbacks/search")
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
+    first: list[Callback] = []
+
+    async def consume() -> None:
+        async for callback in pager:
+            first.append(callback)
+
+    with pytest.raises(TransportError):
+        await consume()
+    assert pager.next_offset == 30
+    rest = await CallbackSearch(source.fetch, page_size=10, offset=pager.next_offset).collect()
+    assert ids(first + rest) == list(range(50))
+
+
+async def test_next_offset_after_break_mid_page() -> None:
+    source = PageSource(50)
+    pager = CallbackSearch(source.fetch, page_size=10)
+    seen = []
+    async for callback in pager:
+        seen.append(callback)
+        if len(seen) == 14:
+            break
+    assert pager.next_offset == 14
+    rest = await CallbackSearch(source.fetch, page_size=10, offset=14).collect()
+    assert ids(seen + rest) == list(range(50))
+
+
+async def test_anext_and_aclose_drive_the_walk_by_hand() -> None:
+    source = PageSource(30, gated=True)
+    async with CallbackSearch(source.fetch, page_size=10, concurrency=2) as pager:
+        assert (await anext(pager)).id == "0"
+        assert (await anext(pager)).id == "1"
+        assert pager.total == 30
+        assert len(asyncio.all_tasks()) == 3  # two pages prefetched while we held item 1
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert source.in_flight == 0
+
+
+async def test_pages_view_yields_pages_in_order() -> None:
+    source = PageSource(25)
+    pager = CallbackSearch(source.fetch, page_size=10)
+    pages = [page async for page in pager.pages()]
+    assert [(p.offset, len(p.results)) for p in pages] == [(0, 10), (10, 10), (20, 5)]
+    assert pager.next_offset == 25
+
+
+async def test_iterated_once_and_not_awaitable() -> None:
+    source = PageSource(5)
+    pager = CallbackSearch(source.fetch)
+    await pager.collect()
+    with pytest.raises(RuntimeError, match="only once"):
+        await pager.collect()
+    assert not hasattr(pager, "__await__")
+
+
+async def test_a_short_page_ends_the_walk_even_if_total_said_more() -> None:
+    source = PageSource(30)
+
+    def shrink(offset: int) -> None:
+        if offset == 10:
+            del source.records[15:]
+
+    source.before_answer = shrink
+    got = await CallbackSearch(source.fetch, page_size=10, concurrency=1).collect()
+    assert ids(got) == list(range(15))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 5001}, "page_size"),
+        ({"offset": 50_001}, "offset"),
+        ({"offset": -1}, "offset"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"max_items": -1}, "max_items"),
+        ({"page_size": True}, "page_size"),
+    ],
+)
+def test_invalid_arguments_raise_before_any_request(kwargs: dict[str, int], message: str) -> None:
+    source = PageSource(5)
+    with pytest.raises(ValueError, match=message):
+        CallbackSearch(source.fetch, **kwargs)
+    assert source.requests == []
