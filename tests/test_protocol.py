@@ -626,13 +626,8 @@ def test_code_is_always_int_or_none(raw: object, code: int | None) -> None:
     assert error.code is None or type(error.code) is int
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _protocol._code checks value.strip().lstrip('-').isdigit() then calls int() "
-    "on the original: code '--5' or '²' (str.isdigit is true for superscripts) raises a bare "
-    "ValueError out of check_success/api_error instead of a ConvosoAPIError with code None",
-)
-@pytest.mark.parametrize("raw", ["--5", "\u00b2"])
+# Regression: str.isdigit() accepts "²", and lstrip("-") accepted "--5"; int() then raised.
+@pytest.mark.parametrize("raw", ["--5", "\u00b2", "\u2460", "6\u00b2", "- 5"])
 def test_odd_code_strings_never_escape_as_value_error(raw: str) -> None:
     with pytest.raises(ConvosoAPIError) as info:
         proto.check_success(proto.SEARCH, {"success": False, "code": raw, "text": "failed"})

@@ -41,6 +41,7 @@ EXPECTED_ALL = sorted(
         "PaginationLimitError",
         # exported beyond the contract
         "Callbacks",
+        "CallbackSearch",
         "MalformedResponseError",
         "__version__",
     ]
