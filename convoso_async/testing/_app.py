@@ -151,14 +151,14 @@ def _hang_up(request: web.Request, *, reset: bool) -> web.Response:
     """Close the connection (RST when ``reset``, else FIN after flushing what was written).
 
     The response returned is never sent: aiohttp finds the transport closing, treats it as
-    a client disconnect and moves on quietly.
+    a client disconnect and moves on quietly. ``transport`` is ``None`` when the client has
+    already gone (say, it timed out during a ``hang``).
     """
     transport: Any = request.transport
     if transport is not None:
         if reset:
             sock = transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
         else:
             transport.close()

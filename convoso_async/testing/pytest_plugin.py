@@ -51,9 +51,15 @@ async def convoso_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Conv
     """A started emulator (function scope), closed after the test."""
     from convoso_async.testing._emulator import ConvosoEmulator
 
-    marker = request.node.get_closest_marker(MARKER)
-    if marker is not None and marker.args:
-        raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword arguments only")
-    kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
-    async with ConvosoEmulator(**kwargs) as emulator:
+    async with ConvosoEmulator(**emulator_kwargs(request.node)) as emulator:
         yield emulator
+
+
+def emulator_kwargs(node: pytest.Item) -> dict[str, Any]:
+    """The ``convoso_emulator`` marker's keywords (closest marker wins; none -> defaults)."""
+    marker = node.get_closest_marker(MARKER)
+    if marker is None:
+        return {}
+    if marker.args:
+        raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword arguments only")
+    return dict(marker.kwargs)

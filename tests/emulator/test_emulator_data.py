@@ -11,7 +11,7 @@ from emulator_oracle import callback_moment
 
 from convoso_async.testing import CallbackStore, ConvosoEmulator
 from convoso_async.testing._data import build_store, day_counts
-from convoso_async.testing._store import Query
+from convoso_async.testing._store import ID_BASE, Query
 
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 CALLBACK_12H = re.compile(r"\d{4}-\d{2}-\d{2} (0[1-9]|1[0-2]):[0-5]\d (AM|PM)")
@@ -168,3 +168,23 @@ async def test_emulator_constructor_passes_data_options() -> None:
     with pytest.raises(RuntimeError, match="not running"):
         _ = emu.base_url
     await emu.close()  # closing an emulator that never started is a no-op
+
+
+def test_store_writes_on_unknown_ids_report_false() -> None:
+    s = store(records=5)
+    assert s.update("1", comments="x") is False
+    assert s.delete(ID_BASE + 5) is False
+    assert len(s) == 5
+
+
+async def test_start_is_idempotent_and_a_busy_port_fails_cleanly() -> None:
+    async with ConvosoEmulator(records=1) as first:
+        url = first.base_url
+        await first.start()
+        assert first.base_url == url
+        second = ConvosoEmulator(port=first.port)
+        with pytest.raises(OSError, match="address already in use"):
+            await second.start()
+        with pytest.raises(RuntimeError):
+            _ = second.base_url
+        await second.close()

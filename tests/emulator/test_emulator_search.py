@@ -232,3 +232,27 @@ async def test_unknown_path_and_method(emu: ConvosoEmulator, http: object) -> No
     async with http.get(emu.url("search")) as response:
         assert response.status == 405
     assert emu.requests == []
+
+
+async def test_first_value_of_a_repeated_field_wins(emu: ConvosoEmulator, http: object) -> None:
+    import aiohttp
+
+    assert isinstance(http, aiohttp.ClientSession)
+    form = [("auth_token", emu.auth_token), ("stage", "PENDING"), ("stage", "COMPLETED")]
+    async with http.post(emu.url("search"), data=form) as response:
+        body = await response.json()
+    assert body["total"] == len(expected_ids(emu, stages=["PENDING"]))
+    assert emu.requests[-1].form == {"auth_token": "***", "stage": "PENDING"}
+
+
+async def test_multipart_file_fields_are_ignored(emu: ConvosoEmulator, http: object) -> None:
+    import aiohttp
+
+    assert isinstance(http, aiohttp.ClientSession)
+    form = aiohttp.FormData()
+    form.add_field("auth_token", emu.auth_token)
+    form.add_field("limit", b"3", filename="limit.txt")
+    async with http.post(emu.url("search"), data=form) as response:
+        body = await response.json()
+    assert (body["limit"], len(body["results"])) == (20, 20)
+    assert emu.requests[-1].form == {"auth_token": "***"}
