@@ -23,6 +23,28 @@ from __future__ import annotations
 class ConvosoError(Exception):
     """Base class of every error raised by convoso-async."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only constructor arguments defeat Exception's default pickling; rebuild
+        # from args and the instance dict so errors can cross process boundaries.
+        return (_restore, (type(self), self.args), self.__dict__)
+
+    def redact(self, secret: str) -> None:
+        """Replace ``secret`` wherever server text carried it into this error."""
+        if not secret:
+            return
+        self.args = tuple(
+            arg.replace(secret, "***") if isinstance(arg, str) else arg for arg in self.args
+        )
+        for name, value in vars(self).items():
+            if isinstance(value, str):
+                setattr(self, name, value.replace(secret, "***"))
+
+
+def _restore(cls: type[ConvosoError], args: tuple[object, ...]) -> ConvosoError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 class ConvosoAPIError(ConvosoError):
     """The API answered with a failure (``success: false`` or an HTTP error status).
@@ -51,18 +73,6 @@ class ConvosoAPIError(ConvosoError):
         code = f" (code {self.code})" if self.code is not None else ""
         status = f" [HTTP {self.status}]" if self.status not in (None, 200) else ""
         return f"{where}{self.message}{code}{status}"
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild,
-            (type(self), self.message, self.code, self.endpoint, self.status),
-        )
-
-
-def _rebuild(
-    cls: type[ConvosoAPIError], message: str, code: int | None, endpoint: str, status: int | None
-) -> ConvosoAPIError:
-    return cls(message, code=code, endpoint=endpoint, status=status)
 
 
 class AuthenticationError(ConvosoAPIError):

@@ -10,15 +10,17 @@ naming the argument, never a request the server has to reject.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
+import attrs
 import orjson
 
-from ._converter import converter
+from ._converter import structure_records
 from ._errors import (
     AuthenticationError,
     ConvosoAPIError,
@@ -61,9 +63,12 @@ SEARCH_FILTERS: Final = (
 
 # --- request side -----------------------------------------------------------------------
 
-_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
-_VENDOR_TIME_RE: Final = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}) ([AP]M)")
-_VENDOR_ZONE_RE: Final = re.compile(r"([+-]?)(\d{1,2})\.(\d{2})")
+_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_VENDOR_TIME_RE: Final = re.compile(
+    r"(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}) ([AP]M)", re.ASCII | re.IGNORECASE
+)
+_CODE_RE: Final = re.compile(r"-?[0-9]+")
+_VENDOR_ZONE_RE: Final = re.compile(r"([+-]?)(\d{1,2})\.(\d{2})", re.ASCII)
 
 
 def search_form(*, offset: int = 0, limit: int = 20, **filters: Any) -> Form:
@@ -256,6 +261,8 @@ def zone_text(value: float | str | timedelta) -> str:
         minutes_f = float(value) * 60
     else:
         raise ValueError(f"callback_time_zone must be hours, not {value!r}")
+    if not math.isfinite(minutes_f):
+        raise ValueError(f"callback_time_zone {value!r} is not a number of hours")
     minutes = round(minutes_f)
     if abs(minutes - minutes_f) > 1e-6 or minutes % 15:
         raise ValueError(
@@ -294,7 +301,7 @@ def callback_time_fields(
         match = _VENDOR_TIME_RE.fullmatch(value.strip())
         if match and 1 <= int(match[2]) <= 12 and int(match[3]) < 60:
             date_text(match[1], "callback_time")
-            return match[0], zone_out
+            return f"{match[1]} {match[2]}:{match[3]} {match[4].upper()}", zone_out
     raise ValueError(f"callback_time must be a datetime or 'YYYY-MM-DD hh:mm AM/PM', not {value!r}")
 
 
@@ -325,7 +332,8 @@ def check_status(
     """Raise the typed error an HTTP status stands for; return quietly on 2xx."""
     if 200 <= status < 300:
         return
-    message = _message_from_body(body) or f"HTTP {status}"
+    payload = _json_object(body)
+    message = (_message(payload) if payload else None) or f"HTTP {status}"
     if status == 429:
         error = RateLimitError(message, endpoint=endpoint, status=status)
         error.retry_after = retry_after_seconds(headers.get("Retry-After"), now)
@@ -334,15 +342,15 @@ def check_status(
         raise AuthenticationError(message, endpoint=endpoint, status=status)
     if status >= 500:
         raise ServerError(message, endpoint=endpoint, status=status)
-    raise api_error(endpoint, {"error": message}, status=status)
+    raise api_error(endpoint, {**(payload or {}), "error": message}, status=status)
 
 
-def _message_from_body(body: bytes) -> str | None:
+def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    return _message(payload) if isinstance(payload, dict) else None
+    return payload if isinstance(payload, dict) else None
 
 
 def is_retryable_status(status: int) -> bool:
@@ -377,7 +385,16 @@ def check_success(endpoint: str, payload: Any) -> Mapping[str, Any]:
     success = payload.get("success")
     if success is False or success in (0, "false", "False", "0"):
         raise api_error(endpoint, payload)
+    if success is None and _looks_like_error(payload):
+        raise api_error(endpoint, payload)
     return payload
+
+
+def _looks_like_error(payload: Mapping[str, Any]) -> bool:
+    """An answer with no ``success`` flag, no data, and an error code or message."""
+    if "data" in payload or "results" in payload:
+        return False
+    return "code" in payload or "error" in payload or "text" in payload
 
 
 def api_error(endpoint: str, payload: Mapping[str, Any], status: int = 200) -> ConvosoAPIError:
@@ -402,7 +419,7 @@ def api_error(endpoint: str, payload: Mapping[str, Any], status: int = 200) -> C
 def _code(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _CODE_RE.fullmatch(value.strip()):
         return int(value.strip())
     return None
 
@@ -415,8 +432,39 @@ def _message(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
-def decode_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> CallbackPage:
-    """A ``callbacks/search`` answer as a :class:`CallbackPage`, envelope or not.
+@attrs.frozen
+class PageBody:
+    """A search answer whose envelope is read but whose records are not decoded yet.
+
+    Splitting the two lets the paginator learn ``total`` and start the next requests the
+    moment a body arrives, and decode its (up to 5000) records later, while other
+    requests are in flight.
+    """
+
+    offset: int
+    limit: int
+    total: int
+    records: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def decode(self, start: int = 0, stop: int | None = None) -> tuple[Callback, ...]:
+        """Records ``start:stop`` as Callbacks; one that cannot be read is malformed."""
+        try:
+            return structure_records(self.records[start:stop])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise MalformedResponseError(
+                f"a record could not be read: {exc}", endpoint=SEARCH
+            ) from exc
+
+    def page(self) -> CallbackPage:
+        """The whole typed page."""
+        return CallbackPage(self.offset, self.limit, self.total, self.decode())
+
+
+def read_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> PageBody:
+    """Check a ``callbacks/search`` answer's shape, envelope or not, and read its counters.
 
     ``offset`` and ``limit`` are what was asked, used when the answer leaves them out.
     """
@@ -424,30 +472,34 @@ def decode_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> Callb
     if "results" not in page and isinstance(page.get("data"), dict):
         page = page["data"]
     results = page.get("results")
-    if results is None and "total" in page and _counter(page.get("total"), "total") == 0:
+    if results is None and "total" in page and _counter(page["total"], "total") == 0:
         results = []
     if not isinstance(results, list):
         raise MalformedResponseError("'results' is missing or not a list", endpoint=SEARCH)
     total = _counter(page.get("total"), "total")
     if total > _ABSURD_TOTAL:
         raise MalformedResponseError(f"'total' of {total} is not believable", endpoint=SEARCH)
-    structure = converter.structure
-    try:
-        records = tuple([structure(record, Callback) for record in results])
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise MalformedResponseError(f"a record could not be read: {exc}", endpoint=SEARCH) from exc
-    return CallbackPage(
-        offset=_counter(page.get("offset", offset), "offset"),
-        limit=_counter(page.get("limit", limit), "limit"),
+    return PageBody(
+        offset=_counter(_given(page.get("offset"), offset), "offset"),
+        limit=_counter(_given(page.get("limit"), limit), "limit"),
         total=total,
-        results=records,
+        records=results,
     )
+
+
+def decode_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> CallbackPage:
+    """A ``callbacks/search`` answer as a typed :class:`CallbackPage`."""
+    return read_page(payload, offset=offset, limit=limit).page()
+
+
+def _given(value: object, asked: int) -> object:
+    return asked if value is None or value == "" else value
 
 
 def _counter(value: object, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
     else:
         raise MalformedResponseError(

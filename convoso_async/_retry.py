@@ -59,6 +59,13 @@ class RetryPolicy:
     deadline: float | None = attrs.field(default=None, validator=_optional_positive)
     retry_budget: int | None = attrs.field(default=500)
 
+    @retry_budget.validator
+    def _check_budget(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise ValueError(f"retry_budget must be an integer >= 0 or None, not {value!r}")
+
     @attempts.validator
     def _check_attempts(self, attribute: attrs.Attribute[int], value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

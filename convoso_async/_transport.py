@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import aiohttp
 from yarl import URL
 
-from ._errors import TransportError
+from ._errors import ConvosoError, TransportError
 
 
 class Transport:
@@ -72,6 +72,10 @@ class Transport:
         except (TimeoutError, aiohttp.ClientError) as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else repr(exc)
             raise TransportError(f"no complete answer: {what}", endpoint=endpoint) from exc
+
+    def redact(self, error: ConvosoError) -> None:
+        """Scrub the token from an error built from server text: servers echo tokens."""
+        error.redact(self._token)
 
     async def close(self) -> None:
         """Close the session if this transport created it; a borrowed one is left open."""

@@ -869,13 +869,6 @@ async def test_debug_log_names_the_request_but_not_token_or_comments(
     assert "customer says call after 5" not in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (hardening gap vs. the issue's 'the token never appears in an exception "
-    "message'): _protocol.api_error/check_status copy the server's error text verbatim, so a "
-    "server that echoes the token ('Auth token <token> is invalid') puts it in the exception "
-    "message and in the retry log; the transport knows the token and could redact it",
-)
 async def test_token_echoed_by_the_server_is_not_in_the_error(
     mock_api: aioresponses, fast_retry: RetryPolicy
 ) -> None:

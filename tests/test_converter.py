@@ -165,10 +165,20 @@ def test_missing_total_is_malformed() -> None:
 
 
 @pytest.mark.parametrize("field", ["offset", "limit"])
-@pytest.mark.parametrize("value", [-20, "x", None, 2.0])
+@pytest.mark.parametrize("value", [-20, "x", 2.0])
 def test_bad_offset_or_limit_is_malformed(field: str, value: object) -> None:
     with pytest.raises(MalformedResponseError, match=field):
         decode(page_of({"id": "1"}, **{field: value}))
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_null_or_empty_offset_and_limit_fall_back_to_what_was_asked(value: object) -> None:
+    page = proto.decode_page(
+        {"total": 1, "offset": value, "limit": value, "results": [{"id": "1"}]},
+        offset=40,
+        limit=20,
+    )
+    assert (page.offset, page.limit) == (40, 20)
 
 
 # Regression: str.isdigit() accepts "²" but int() does not.

@@ -139,12 +139,6 @@ def test_callbacks_compare_by_value() -> None:
     assert first != Callback("658", callback_time=when, stage=Stage.PENDING)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Callback is frozen, so attrs generates __hash__, but hashing includes the "
-    "MappingProxyType in `extra`, which is unhashable: hash(Callback('1')) raises TypeError, "
-    "so records cannot be put in a set or used as dict keys to deduplicate an export",
-)
 def test_frozen_callbacks_are_hashable() -> None:
     when = datetime(2026, 3, 5, 14, 30)
     first = Callback("657", callback_time=when, stage=Stage.PENDING)
