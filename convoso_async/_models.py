@@ -64,7 +64,7 @@ class Recipient(enum.StrEnum):
         return self.value.capitalize()
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, weakref_slot=False)
 class Callback:
     """One scheduled callback, as ``callbacks/search`` returns it.
 
@@ -73,7 +73,8 @@ class Callback:
     sent nothing, ``null``, an empty string or ``0000-00-00 00:00:00``. ``stage`` and
     ``recipient`` are enum members when recognised and the raw string otherwise, so a
     value the vendor adds tomorrow is kept rather than fatal. Fields the documentation
-    does not list land in ``extra``, untouched, so an export loses nothing.
+    does not list land in ``extra``, untouched, so an export loses nothing. Records
+    compare by every field; the hash leaves ``extra`` out (a mapping is not hashable).
     """
 
     id: str
@@ -90,7 +91,7 @@ class Callback:
     stage: Stage | str | None = None
     user_name: str | None = None
     campaign_name: str | None = None
-    extra: Mapping[str, Any] = _EMPTY
+    extra: Mapping[str, Any] = attrs.field(default=_EMPTY, hash=False)
 
 
 #: The documented record fields, in the API's order.

@@ -17,6 +17,20 @@ from convoso_async._errors import TransportError
 from convoso_async._pagination import PageRequest, plan_request
 
 
+class Raw:
+    """What a fetch hands the walk: counters now, records on ``decode()``."""
+
+    def __init__(self, page: CallbackPage) -> None:
+        self.page = page
+        self.offset, self.limit, self.total = page.offset, page.limit, page.total
+
+    def __len__(self) -> int:
+        return len(self.page.results)
+
+    def decode(self, start: int = 0, stop: int | None = None) -> tuple[Callback, ...]:
+        return self.page.results[start:stop]
+
+
 class PageSource:
     """A fake ``callbacks/search`` over ``records``, observable and steerable."""
 
@@ -40,7 +54,7 @@ class PageSource:
         assert self.gates is not None
         return self.gates.setdefault(offset, asyncio.Event())
 
-    async def fetch(self, offset: int, limit: int) -> CallbackPage:
+    async def fetch(self, offset: int, limit: int) -> Raw:
         self.requests.append((offset, limit))
         async with self._arrivals:
             self._arrivals.notify_all()
@@ -55,11 +69,13 @@ class PageSource:
                 raise self.fail_at.pop(offset)
             if self.before_answer is not None:
                 self.before_answer(offset)
-            return CallbackPage(
-                offset=offset,
-                limit=limit,
-                total=len(self.records),
-                results=tuple(self.records[offset : offset + limit]),
+            return Raw(
+                CallbackPage(
+                    offset=offset,
+                    limit=limit,
+                    total=len(self.records),
+                    results=tuple(self.records[offset : offset + limit]),
+                )
             )
         except asyncio.CancelledError:
             self.cancelled += 1
