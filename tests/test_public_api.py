@@ -103,3 +103,19 @@ def test_convoso_error_is_an_exception_not_a_value_error() -> None:
 def test_py_typed_ships_in_the_package_directory() -> None:
     package_dir = Path(convoso_async.__file__).parent
     assert (package_dir / "py.typed").is_file()
+
+
+def test_every_public_name_has_a_home_and_importing_the_package_loads_no_aiohttp() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, convoso_async, convoso_async.testing.pytest_plugin; "
+        "print('aiohttp' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    for name in convoso_async.__all__:
+        assert getattr(convoso_async, name) is not None
+    with pytest.raises(AttributeError):
+        _ = convoso_async.NoSuchName  # type: ignore[attr-defined]
