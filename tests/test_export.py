@@ -1,0 +1,376 @@
+"""``client.callbacks.export()`` against the emulator on 127.0.0.1: past the cap, exactly once.
+
+Stores are built once per module (construction is synchronous and seeded) and served
+per test. Every test checks the export against the store itself, never against the
+client's own view of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from convoso_async import Callback, ConvosoClient, PaginationLimitError, RetryPolicy, ServerError
+from convoso_async import _export as export_mod
+from convoso_async._export import ExportProgress, ExportWindow, _SeenIds
+from convoso_async._protocol import REACHABLE
+from convoso_async.testing import ConvosoEmulator, Faults
+
+START, END = date(2026, 3, 1), date(2026, 3, 30)
+HOT = date(2026, 3, 10)
+
+
+@pytest.fixture(scope="module")
+def big() -> ConvosoEmulator:
+    """70,000 records, 56,000 of them on one day: beyond the cap on that day alone."""
+    return ConvosoEmulator(70_000, seed=11, hot_days={HOT: 56_000})
+
+
+@pytest.fixture(scope="module")
+def live() -> ConvosoEmulator:
+    """The live dialect: ~2% MISSED stages, which no documented stage filter selects."""
+    return ConvosoEmulator(60_000, seed=5, hot_days={HOT: 56_000}, live_dialect=True)
+
+
+@pytest.fixture
+def small() -> ConvosoEmulator:
+    return ConvosoEmulator(3_000, seed=2)
+
+
+def client_for(emu: ConvosoEmulator, **kwargs: Any) -> ConvosoClient:
+    return ConvosoClient(emu.auth_token, base_url=emu.base_url, **kwargs)
+
+
+async def drain(export: AsyncIterable[Callback], into: list[str] | None = None) -> None:
+    """Iterate to the end (or the first error), keeping the ids in ``into``."""
+    async for callback in export:
+        if into is not None:
+            into.append(callback.id)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def search_forms(emu: ConvosoEmulator) -> list[dict[str, str]]:
+    return [r.form for r in emu.requests if r.endpoint == "search"]
+
+
+async def test_exports_a_store_with_a_day_beyond_the_cap_exactly_once(
+    big: ConvosoEmulator,
+) -> None:
+    async with big, client_for(big) as client:
+        big.reset_stats()
+        export = client.callbacks.export(START, END)
+        ids = [callback.id async for callback in export]
+    assert len(ids) == len(big.store) == 70_000
+    assert set(ids) == set(big.store.ids())
+    # The hot day was split by stage; every window fits the cap; windows partition days.
+    hot = [w for w in export.windows if w.start == HOT]
+    assert {w.stage for w in hot} <= {"COMPLETED", "PAST_DUE", "PENDING", "DISMISSED"}
+    assert len(hot) == 4
+    assert all(w.total <= REACHABLE for w in export.windows)
+    assert sum(w.total for w in export.windows) == 70_000
+    # Small days were merged: far fewer windows than days.
+    assert len([w for w in export.windows if w.stage is None]) == 2
+    # Request cost as documented: 1 + 30 day probes + 4 stage probes, then the pages.
+    assert export.probes == 1 + 30 + 4
+    pages = sum(-(-w.total // 5000) for w in export.windows)
+    assert export.pages_fetched == pages
+    assert len(search_forms(big)) == export.probes + pages
+
+
+async def test_live_dialect_missed_records_are_fetched_not_lost(live: ConvosoEmulator) -> None:
+    async with live, client_for(live) as client:
+        export = client.callbacks.export(START, END)
+        stages: dict[str, int] = {}
+        ids = set()
+        async for callback in export:
+            ids.add(callback.id)
+            stages[str(callback.stage)] = stages.get(str(callback.stage), 0) + 1
+    assert ids == set(live.store.ids())
+    assert stages["MISSED"] > 0
+    missed = [w for w in export.windows if w.stage == "MISSED"]
+    assert len(missed) == 1
+    assert missed[0].start == HOT
+    assert export.probes == 1 + 30 + 4 + 1  # the MISSED probe only because of the gap
+
+
+async def test_a_gap_no_filter_reaches_is_a_typed_error_naming_it(
+    live: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_mod, "EXTRA_STAGE_PARTS", ())
+    hot_missed = sum(
+        1
+        for record in live.store.records()
+        if record["stage"] == "MISSED" and record["callback_time"].startswith(str(HOT))
+    )
+    assert hot_missed > 0
+    async with live, client_for(live) as client:
+        with pytest.raises(PaginationLimitError) as caught:
+            await drain(client.callbacks.export(START, END))
+    message = str(caught.value)
+    assert f"window {HOT}" in message
+    assert f"a gap of {hot_missed} records" in message
+    assert caught.value.total - caught.value.reachable == hot_missed
+
+
+@pytest.fixture(scope="module")
+def huge() -> ConvosoEmulator:
+    """One day of 270,000: even stage COMPLETED x recipient System is beyond the cap."""
+    return ConvosoEmulator(270_000, seed=3, start_date=HOT, days=1, hot_days={HOT: 270_000})
+
+
+async def test_the_narrowest_partition_beyond_the_cap_raises_naming_it(
+    huge: ConvosoEmulator,
+) -> None:
+    async with huge, client_for(huge) as client:
+        huge.reset_stats()
+        with pytest.raises(PaginationLimitError) as caught:
+            await drain(client.callbacks.export(HOT, HOT))
+        # Planning failed before any page was walked: only limit=1 probes were sent.
+        assert {f["limit"] for f in search_forms(huge)} == {"1"}
+    assert f"window {HOT} stage=COMPLETED recipient=System" in str(caught.value)
+    assert caught.value.total > REACHABLE
+
+
+async def test_a_fixed_stage_is_split_by_recipient(huge: ConvosoEmulator) -> None:
+    async with huge, client_for(huge) as client:
+        export = client.callbacks.export(HOT, HOT, stage="PENDING")
+        assert export.windows == []  # planned only when iterated
+        ids = {c.id async for c in export}
+    assert {w.recipient for w in export.windows} == {"System", "Personal"}
+    assert all(w.stage is None for w in export.windows)
+    assert len(ids) == sum(w.total for w in export.windows) > REACHABLE
+    assert all(huge.store.get(i)["stage"] == "PENDING" for i in list(ids)[:500])  # type: ignore[index]
+
+
+async def test_a_fixed_stage_and_recipient_beyond_the_cap_is_the_narrowest(
+    huge: ConvosoEmulator,
+) -> None:
+    async with huge, client_for(huge) as client:
+        with pytest.raises(PaginationLimitError, match="stage=COMPLETED recipient=System"):
+            await drain(client.callbacks.export(HOT, HOT, stage="COMPLETED", recipient="system"))
+
+
+async def test_progress_counts(small: ConvosoEmulator) -> None:
+    seen: list[ExportProgress] = []
+    async with small, client_for(small) as client:
+        export = client.callbacks.export(START, END, page_size=500, progress=seen.append)
+        count = sum([1 async for _ in export])
+    assert count == 3_000
+    last = seen[-1]
+    assert last.records_done == last.records_expected == 3_000
+    assert last.windows_done == last.windows_total == 1
+    assert last.pages == 6
+    assert last.probes == 1
+    assert last.requests == len(small.requests) == 7
+    done = [p.records_done for p in seen]
+    assert done == sorted(done)
+    assert len(set(done)) == 7
+    assert export.progress == last
+
+
+async def test_windows_run_concurrently_within_the_client_limit(big: ConvosoEmulator) -> None:
+    big.faults = Faults(latency=0.01)
+    try:
+        async with big, client_for(big, max_concurrency=3) as client:
+            big.reset_stats()
+            export = client.callbacks.export(START, END, concurrency=3, page_size=2000)
+            count = sum([1 async for _ in export])
+            peak = big.max_in_flight
+    finally:
+        big.faults = None
+    assert count == 70_000
+    assert 2 <= peak <= 3
+
+
+async def test_ids_are_deduplicated_across_windows() -> None:
+    # A record rescheduled from the first window to the last while the export runs would
+    # be fetched twice; the export hands it out once.
+    emu = ConvosoEmulator(60_000, seed=8, hot_days={HOT: 56_000})
+    store = emu.store
+    ids = list(store.ids())
+    by_time = sorted(ids, key=lambda i: store.get(i)["callback_time"])  # type: ignore[index]
+    first, last = by_time[0], by_time[-1]
+    late_minute = store.minute[store._row(last)]  # type: ignore[index]
+    moved: list[int] = []
+
+    def move(progress: ExportProgress) -> None:
+        if progress.windows_done == 1 and not moved:
+            moved.append(progress.records_done)
+            store.update(first, minute=late_minute)
+
+    async with emu, client_for(emu) as client:
+        export = client.callbacks.export(START, END, progress=move, concurrency=1)
+        got = [c.id async for c in export]
+    assert moved
+    assert store.get(first)["callback_time"][:10] == str(END)  # type: ignore[index]
+    assert first in got[: moved[0]]  # exported with the first window, before it moved
+    assert len(got) == len(set(got)) == 60_000
+    assert set(got) == set(ids)
+
+
+def test_seen_ids_are_compact_and_exact() -> None:
+    seen = _SeenIds()
+    assert seen.add("100001")
+    assert not seen.add("100001")
+    assert seen.add("007")
+    assert seen.add("7")
+    assert not seen.add("007")
+    assert seen.add("abc")
+    assert not seen.add("abc")
+    assert seen.add(str(10**17))
+    assert seen.add("99999999999999999999")
+    assert not seen.add("99999999999999999999")
+
+
+async def _export_until_windows(
+    emu: ConvosoEmulator, path: Path, stop_after: int, store: list[str]
+) -> dict[str, Any] | None:
+    class Crash(Exception):
+        pass
+
+    def progress(p: ExportProgress) -> None:
+        if p.windows_done >= stop_after:
+            raise Crash
+
+    async with client_for(emu) as client:
+        export = client.callbacks.export(
+            START,
+            END,
+            checkpoint=path,
+            progress=progress,
+            before_checkpoint=lambda window: {"records": len(store)},
+            page_size=4000,
+        )
+        with pytest.raises(Crash):
+            await drain(export, store)
+    return read_json(path)
+
+
+async def test_resume_skips_completed_windows_and_yields_the_same_set(
+    big: ConvosoEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.ckpt.json"
+    got: list[str] = []
+    async with big:
+        saved = await _export_until_windows(big, path, 3, got)
+        assert saved is not None
+        assert len(saved["done"]) == 3
+        done = [ExportWindow.from_json(saved["windows"][i]) for i in saved["done"]]
+        # What the checkpoint vouches for: records up to the last completed window.
+        got = got[: saved["state"]["records"]]
+        big.reset_stats()
+        async with client_for(big) as client:
+            export = client.callbacks.export(START, END, checkpoint=path, page_size=4000)
+            assert export.resume_state == saved["state"]
+            async for callback in export:
+                got.append(callback.id)
+        forms = search_forms(big)
+    assert len(got) == len(set(got)) == len(big.store)
+    assert set(got) == set(big.store.ids())
+    # The rerun probed nothing and fetched no completed window.
+    assert all(f["limit"] != "1" for f in forms)
+    for window in done:
+        assert not any(
+            f["start_date"] == str(window.start)
+            and f["end_date"] == str(window.end)
+            and f.get("stage") == window.stage
+            for f in forms
+        )
+    assert export.pages_fetched == len(forms)
+    assert not path.exists()  # a completed export removes its checkpoint
+
+
+async def test_a_checkpoint_of_other_filters_is_refused(
+    small: ConvosoEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "ckpt.json"
+    async with small:
+        await _export_until_windows(small, path, 0, [])
+    async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
+        with pytest.raises(ValueError, match="belongs to a different export"):
+            client.callbacks.export(START, END, stage="PENDING", checkpoint=path)
+    path.write_text("{not json")
+    async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
+        with pytest.raises(ValueError, match="not valid JSON"):
+            client.callbacks.export(START, END, checkpoint=path)
+    path.write_text("[]")
+    async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
+        with pytest.raises(ValueError, match="not a convoso-async export checkpoint"):
+            client.callbacks.export(START, END, checkpoint=path)
+
+
+def _tasks() -> set[asyncio.Task[Any]]:
+    """The client's tasks (the emulator's server-side handlers are not ours to count)."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task()
+        and "convoso_async/_" in getattr(t.get_coro(), "cr_code", t.get_coro).__repr__()
+    }
+
+
+async def test_leaving_early_cancels_every_task(big: ConvosoEmulator) -> None:
+    async with big, client_for(big) as client:
+        before = _tasks()
+        export = client.callbacks.export(START, END, concurrency=4, page_size=1000)
+        async with export:
+            for _ in range(10):
+                await anext(export)
+            assert export.progress.windows_total > 0
+        assert _tasks() == before
+        with pytest.raises(RuntimeError, match="only once"):
+            await anext(export._iterate())
+
+
+async def test_a_failing_window_raises_the_typed_error_and_cleans_up(
+    small: ConvosoEmulator,
+) -> None:
+    retry = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.002)
+    async with small, client_for(small, retry=retry) as client:
+        before = _tasks()
+        # The probe passes, then the first page fails past the retry budget.
+        small.script([None, "status_503", "status_503"])
+        with pytest.raises(ServerError):
+            await drain(client.callbacks.export(START, END, page_size=500))
+        assert _tasks() == before
+
+
+async def test_an_empty_range_costs_one_probe(small: ConvosoEmulator) -> None:
+    async with small, client_for(small) as client:
+        export = client.callbacks.export(date(2027, 1, 1), date(2027, 1, 31))
+        assert [c async for c in export] == []
+        assert export.windows == []
+        assert len(small.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"start_date": "2026-03-05", "end_date": "2026-03-01"}, "after end_date"),
+        ({"start_date": "2026-03-01", "end_date": None}, "both start_date and end_date"),
+        ({"start_date": START, "end_date": END, "concurrency": 0}, "concurrency"),
+        ({"start_date": START, "end_date": END, "page_size": 5001}, "page_size"),
+        ({"start_date": START, "end_date": END, "page_size": "10"}, "page_size"),
+        ({"start_date": START, "end_date": END, "stage": "LOST"}, "stage"),
+    ],
+)
+async def test_invalid_arguments_fail_at_the_call(kwargs: dict[str, Any], match: str) -> None:
+    async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
+        with pytest.raises(ValueError, match=match):
+            client.callbacks.export(**kwargs)
+
+
+def test_window_text_and_json_round_trip() -> None:
+    window = ExportWindow(START, END, "PENDING", "System", 12)
+    assert str(window) == "2026-03-01..2026-03-30 stage=PENDING recipient=System"
+    assert ExportWindow.from_json(window.to_json()) == window
+    assert ExportWindow.from_json(window.to_json()).total == 12
