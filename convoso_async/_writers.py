@@ -1,0 +1,199 @@
+"""Streaming writers for exports: JSONL, CSV and Parquet, one record at a time.
+
+No writer holds the export: JSONL and CSV write each record as it comes (through the
+file's buffer), Parquet buffers at most ``row_group_size`` records, then writes them as
+one row group. Every format keeps the fields the documentation does not list
+(``Callback.extra``):
+
+* JSONL: one object a line, the API's field names, extra fields merged in; times are
+  ISO 8601 (``2026-03-05T14:30:00``), ``null`` for none; enums as their strings.
+* CSV: a header of the API's field names plus a last column ``extra`` holding the extra
+  fields as one JSON object (empty when there are none): the header comes first, before
+  the extra field names are known, so they cannot be columns of their own.
+* Parquet: real types. Times are ``timestamp[us]`` (the API's wall-clock time, no zone;
+  a time the server sent with an offset is converted to UTC); ``stage``, ``recipient``,
+  ``status`` and ``campaign_name`` are dictionary-encoded; ``extra`` is a JSON string.
+
+``tell()`` is the number of bytes made durable so far (after :meth:`flush`): what a
+checkpoint records so a resumed export can truncate the partial output to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from datetime import UTC, datetime
+from typing import IO, Any, Protocol
+
+import orjson
+
+from ._models import CALLBACK_FIELDS, Callback
+
+TIME_FIELDS = frozenset({"created_at", "callback_time", "modified_at"})
+DICTIONARY_FIELDS = frozenset({"stage", "recipient", "status", "campaign_name"})
+CSV_HEADER: tuple[str, ...] = (*CALLBACK_FIELDS, "extra")
+FORMATS = ("jsonl", "csv", "parquet")
+
+
+def record_dict(callback: Callback) -> dict[str, Any]:
+    """The record keyed by the API's field names, extra fields merged in (documented
+    fields win a clash); values stay Python objects (``datetime``, enum members)."""
+    record: dict[str, Any] = dict(callback.extra) if callback.extra else {}
+    for name in CALLBACK_FIELDS:
+        record[name] = getattr(callback, name)
+    return record
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class Writer(Protocol):
+    def write(self, callback: Callback) -> None: ...
+
+    def flush(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlWriter:
+    """One JSON object a line."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+
+    def write(self, callback: Callback) -> None:
+        self._handle.write(orjson.dumps(record_dict(callback), default=str) + b"\n")
+
+    def flush(self) -> int:
+        return _durable(self._handle)
+
+    def close(self) -> None:
+        self._handle.flush()
+
+
+class CsvWriter:
+    """A header of the API's field names and ``extra``, then one row a record."""
+
+    def __init__(self, handle: IO[bytes], *, header: bool = True) -> None:
+        self._handle = handle
+        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+        self._csv = csv.writer(self._text)
+        if header:
+            self._csv.writerow(CSV_HEADER)
+
+    def write(self, callback: Callback) -> None:
+        row = [_text(getattr(callback, name)) for name in CALLBACK_FIELDS]
+        row.append(
+            orjson.dumps(dict(callback.extra), default=str).decode() if callback.extra else ""
+        )
+        self._csv.writerow(row)
+
+    def flush(self) -> int:
+        self._text.flush()
+        return _durable(self._handle)
+
+    def close(self) -> None:
+        self._text.flush()
+        self._text.detach()  # the caller owns (and closes) the binary handle
+
+
+class ParquetWriter:
+    """Row groups of ``row_group_size`` records, typed columns."""
+
+    def __init__(self, handle: IO[bytes], *, row_group_size: int = 50_000) -> None:
+        pa, pq = import_pyarrow()
+        self._pa = pa
+        fields = []
+        for name in CALLBACK_FIELDS:
+            if name in TIME_FIELDS:
+                kind = pa.timestamp("us")
+            elif name in DICTIONARY_FIELDS:
+                kind = pa.dictionary(pa.int32(), pa.string())
+            else:
+                kind = pa.string()
+            fields.append(pa.field(name, kind, nullable=name != "id"))
+        fields.append(pa.field("extra", pa.string()))
+        self._schema = pa.schema(fields)
+        self._writer = pq.ParquetWriter(handle, self._schema)
+        self._size = row_group_size
+        self._columns: dict[str, list[Any]] = {f.name: [] for f in fields}
+        self._handle = handle
+
+    def write(self, callback: Callback) -> None:
+        columns = self._columns
+        for name in CALLBACK_FIELDS:
+            value = getattr(callback, name)
+            if name in TIME_FIELDS:
+                if value is not None and value.tzinfo is not None:
+                    value = value.astimezone(UTC).replace(tzinfo=None)
+            elif value is not None:
+                value = str(value)
+            columns[name].append(value)
+        columns["extra"].append(
+            orjson.dumps(dict(callback.extra), default=str).decode() if callback.extra else None
+        )
+        if len(columns["id"]) >= self._size:
+            self._write_group()
+
+    def _write_group(self) -> None:
+        if not self._columns["id"]:
+            return
+        table = self._pa.Table.from_pydict(self._columns, schema=self._schema)
+        self._writer.write_table(table)
+        for values in self._columns.values():
+            values.clear()
+
+    def flush(self) -> int:
+        self._write_group()
+        return _durable(self._handle)
+
+    def close(self) -> None:
+        self._write_group()
+        self._writer.close()
+
+
+def import_pyarrow() -> tuple[Any, Any]:
+    """``(pyarrow, pyarrow.parquet)``, or an ImportError saying how to install them."""
+    try:
+        import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+    except ImportError as exc:  # pragma: no cover - pyarrow is in the dev environment
+        raise ImportError(
+            "Parquet output needs pyarrow: pip install 'convoso-async[parquet]'"
+        ) from exc
+    return pa, pq
+
+
+def open_writer(fmt: str, handle: IO[bytes], *, resume: bool = False) -> Writer:
+    """A writer of ``fmt`` on ``handle``; ``resume`` continues a partial file (no header)."""
+    if fmt == "jsonl":
+        return JsonlWriter(handle)
+    if fmt == "csv":
+        return CsvWriter(handle, header=not resume)
+    if fmt == "parquet":
+        if resume:
+            raise ValueError("a partial Parquet file cannot be appended to")
+        return ParquetWriter(handle)
+    raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
+def _durable(handle: IO[bytes]) -> int:
+    """Flush ``handle`` to the OS (and disk, for a real file); return its size so far."""
+    handle.flush()
+    try:
+        fileno = handle.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return 0
+    if os.isatty(fileno):
+        return 0
+    try:
+        os.fsync(fileno)
+    except OSError:  # pragma: no cover - pipes and some special files
+        return 0
+    return handle.tell() if handle.seekable() else 0

@@ -1,0 +1,526 @@
+"""The ``convoso-async`` command line: ``export``, ``search``, ``emulator`` and ``demo``.
+
+Exit codes: 0 success; 1 the API or the client failed (a :class:`ConvosoError`); 2 bad
+arguments (argparse, or a ``ValueError`` from validation); 3 the output path could not
+be written (``OSError``); 4 the demo's export did not match the emulator's store; 130
+interrupted. Failures print one line, ``error: <Type>: <message>``, never a traceback
+(``--verbose`` adds debug logging, never the token).
+
+The token comes from ``$CONVOSO_AUTH_TOKEN`` or ``--auth-token-file``; there is no
+``--auth-token`` option, which would show in ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ._client import ConvosoClient
+from ._errors import ConvosoError
+from ._export import CallbackExport, ExportProgress, ExportWindow
+from ._models import Recipient, Stage
+from ._writers import FORMATS, Writer, open_writer
+
+EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_OUTPUT, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+logger = logging.getLogger("convoso_async")
+
+
+# --- arguments ------------------------------------------------------------------------
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--base-url", help="API root (default: $CONVOSO_BASE_URL, else the Convoso API)"
+    )
+    group.add_argument(
+        "--auth-token-file",
+        type=Path,
+        help="file holding the auth token (default: $CONVOSO_AUTH_TOKEN)",
+    )
+    group.add_argument(
+        "--max-concurrency", type=int, default=8, help="requests in flight (default: 8)"
+    )
+
+
+def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> None:
+    group = parser.add_argument_group("filters")
+    group.add_argument("--campaign-id")
+    group.add_argument("--list-id")
+    group.add_argument("--user-id")
+    group.add_argument("--lead-id")
+    group.add_argument("--recipient", choices=[r.filter_value for r in Recipient])
+    stages = [s.value for s in Stage] + ["MISSED"]
+    if many_stages:
+        group.add_argument(
+            "--stage",
+            action="append",
+            choices=stages,
+            help="repeat for several stages (exported one after the other)",
+        )
+    else:
+        group.add_argument("--stage", choices=stages)
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convoso-async",
+        description="Export and search Convoso callbacks (asyncio client).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    export = commands.add_parser(
+        "export", help="every callback between two dates, past the 55,000 cap, to a file"
+    )
+    export.add_argument("--start-date", type=_date, required=True)
+    export.add_argument("--end-date", type=_date, required=True)
+    _filter_options(export, many_stages=True)
+    export.add_argument("--format", choices=FORMATS, default="jsonl")
+    export.add_argument(
+        "--output", "-o", required=True, help="file to write, or - for stdout (jsonl/csv)"
+    )
+    export.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="resume file: a rerun after a crash skips completed windows (jsonl/csv)",
+    )
+    export.add_argument("--concurrency", type=int, help="windows walked at once")
+    _connection_options(export)
+    _output_options(export)
+
+    search = commands.add_parser("search", help="a table of one filtered search")
+    search.add_argument("--start-date", type=_date)
+    search.add_argument("--end-date", type=_date)
+    _filter_options(search, many_stages=False)
+    search.add_argument("--limit", type=int, default=20, help="rows (default: 20, max 5000)")
+    _connection_options(search)
+    _output_options(search)
+
+    commands.add_parser(
+        "emulator", help="serve a local emulator (see: convoso-async emulator --help)"
+    )
+
+    demo = commands.add_parser(
+        "demo", help="export a synthetic store well past the cap from an in-process emulator"
+    )
+    demo.add_argument("--records", type=int, default=120_000)
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--output", "-o", default="callbacks.jsonl")
+    demo.add_argument("--seed", type=int, default=1)
+    _output_options(demo)
+    return parser
+
+
+# --- progress -------------------------------------------------------------------------
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rec/s" if speed else "- rec/s", style="progress.data.speed")
+
+
+class _Bar:
+    """A rich progress bar on stderr, or nothing (quiet, or stderr not a terminal)."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self._progress: Progress | None = None
+        self._task: Any = None
+        if enabled:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                _RateColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+
+    def __enter__(self) -> _Bar:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("export", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, p: ExportProgress) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._task,
+                completed=p.records_done,
+                total=p.records_expected or None,
+                description=f"export {p.windows_done}/{p.windows_total} windows",
+            )
+
+
+# --- shared ---------------------------------------------------------------------------
+
+
+def _token(args: argparse.Namespace) -> str:
+    path: Path | None = getattr(args, "auth_token_file", None)
+    if path is not None:
+        token = path.read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(f"--auth-token-file {path} is empty")
+        return token
+    token = os.environ.get("CONVOSO_AUTH_TOKEN", "").strip()
+    if not token:
+        raise ValueError("no auth token: set CONVOSO_AUTH_TOKEN or pass --auth-token-file")
+    return token
+
+
+def _client(args: argparse.Namespace) -> ConvosoClient:
+    return ConvosoClient(_token(args), base_url=args.base_url, max_concurrency=args.max_concurrency)
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "campaign_id": args.campaign_id,
+        "list_id": args.list_id,
+        "user_id": args.user_id,
+        "lead_id": args.lead_id,
+        "recipient": args.recipient,
+    }
+
+
+class _Output:
+    """Where an export goes: a temporary file beside the target, renamed on success.
+
+    With a checkpoint the temporary file has a stable name (``.NAME.partial``) so a rerun
+    finds it; it is truncated to the size the checkpoint vouches for and appended to.
+    Without one it is a fresh ``mkstemp`` file, removed if the export fails. Either way
+    the target name only ever holds a complete export.
+    """
+
+    def __init__(self, target: str, *, stable: bool) -> None:
+        self.stdout = target == "-"
+        self.target = Path(target)
+        self.handle: IO[bytes]
+        self.partial: Path | None = None
+        self._stable = stable
+
+    def open(self, resume_bytes: int | None) -> IO[bytes]:
+        if self.stdout:
+            self.handle = sys.stdout.buffer
+            return self.handle
+        directory = self.target.parent
+        if self._stable:
+            self.partial = directory / f".{self.target.name}.partial"
+            if resume_bytes is not None:
+                if not self.partial.exists() or self.partial.stat().st_size < resume_bytes:
+                    raise ValueError(
+                        f"the checkpoint vouches for {resume_bytes} bytes of {self.partial}, "
+                        "which is missing or shorter: remove the checkpoint to start over"
+                    )
+                self.handle = self.partial.open("r+b")
+                self.handle.truncate(resume_bytes)
+                self.handle.seek(resume_bytes)
+                return self.handle
+            self.handle = self.partial.open("wb")
+            return self.handle
+        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=directory)
+        self.partial = Path(name)
+        self.handle = os.fdopen(fd, "wb")
+        return self.handle
+
+    def commit(self) -> None:
+        if self.stdout:
+            self.handle.flush()
+            return
+        self.handle.close()
+        assert self.partial is not None
+        os.replace(self.partial, self.target)
+
+    def abandon(self) -> None:
+        if self.stdout or self.partial is None:
+            return
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        if not self._stable:  # a checkpointed partial is kept for the rerun
+            with contextlib.suppress(OSError):
+                self.partial.unlink()
+
+
+async def _run_export(
+    client: ConvosoClient,
+    *,
+    start: date,
+    end: date,
+    filters: dict[str, Any],
+    stages: Sequence[str | None],
+    fmt: str,
+    output: str,
+    checkpoint: Path | None,
+    concurrency: int | None,
+    bar: _Bar,
+) -> tuple[int, list[CallbackExport]]:
+    """Export to ``output`` atomically; return (records written, the exports run)."""
+    if output == "-" and fmt == "parquet":
+        raise ValueError("parquet output cannot go to stdout: pass --output PATH")
+    if checkpoint is not None:
+        if fmt == "parquet" or output == "-":
+            raise ValueError("--checkpoint needs --format jsonl or csv and an --output file")
+        if len(stages) > 1:
+            raise ValueError("--checkpoint works with at most one --stage")
+    out = _Output(output, stable=checkpoint is not None)
+    writer: Writer | None = None
+    exports: list[CallbackExport] = []
+    written = 0
+
+    def durable(window: ExportWindow) -> dict[str, Any]:
+        assert writer is not None
+        return {"output_bytes": writer.flush(), "format": fmt}
+
+    try:
+        for stage in stages:
+            export = client.callbacks.export(
+                start,
+                end,
+                stage=stage,
+                concurrency=concurrency,
+                progress=bar.update,
+                checkpoint=checkpoint,
+                before_checkpoint=durable,
+                **filters,
+            )
+            exports.append(export)
+            if writer is None:
+                state = export.resume_state
+                resume = None
+                if state is not None:
+                    if state.get("format") != fmt:
+                        raise ValueError(
+                            f"the checkpoint was written for --format {state.get('format')}"
+                        )
+                    resume = int(state["output_bytes"])
+                writer = open_writer(fmt, out.open(resume), resume=resume is not None)
+            async for callback in export:
+                writer.write(callback)
+                written += 1
+        if writer is None:  # pragma: no cover - argparse guarantees one stage entry
+            raise ValueError("nothing to export")
+        writer.close()
+        out.commit()
+    except BaseException:
+        out.abandon()
+        raise
+    return written, exports
+
+
+def _configure_logging(verbose: bool) -> None:
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+        )
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+async def _export_command(args: argparse.Namespace, err: Console) -> int:
+    stages: list[str | None] = list(args.stage) if args.stage else [None]
+    started = time.perf_counter()
+    async with _client(args) as client:
+        with _Bar(err, not args.quiet and err.is_terminal) as bar:
+            written, exports = await _run_export(
+                client,
+                start=args.start_date,
+                end=args.end_date,
+                filters=_filters(args),
+                stages=stages,
+                fmt=args.format,
+                output=args.output,
+                checkpoint=args.checkpoint,
+                concurrency=args.concurrency,
+                bar=bar,
+            )
+        elapsed = time.perf_counter() - started
+        if not args.quiet:
+            pages = sum(e.pages_fetched for e in exports)
+            probes = sum(e.probes for e in exports)
+            where = "stdout" if args.output == "-" else args.output
+            err.print(
+                f"exported {written:,} callbacks to {where} in {elapsed:.1f}s "
+                f"({probes} probes, {pages} pages, {client.requests_sent} requests)",
+                highlight=False,
+            )
+    return EXIT_OK
+
+
+async def _search_command(args: argparse.Namespace, out: Console) -> int:
+    async with _client(args) as client:
+        page = await client.callbacks.search_page(
+            limit=args.limit,
+            start_date=args.start_date,
+            end_date=args.end_date,
+            stage=args.stage,
+            **_filters(args),
+        )
+    table = Table(title=f"{len(page.results)} of {page.total:,} callbacks")
+    columns = ("id", "callback_time", "stage", "recipient", "campaign_name", "user", "lead_id")
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for callback in page.results:
+        table.add_row(*(_cell(getattr(callback, name)) for name in columns))
+    out.print(table)
+    return EXIT_OK
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+async def _demo_command(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.records < 0 or args.days < 1:
+        raise ValueError("--records must be >= 0 and --days >= 1")
+    from .testing import ConvosoEmulator
+
+    start = date(2026, 3, 1)
+    end = start + timedelta(days=args.days - 1)
+    # One day beyond the cap when the store is big enough, so the split is exercised.
+    hot = 56_000 if args.records >= 56_000 + args.days else args.records // 2
+    hot_day = start + timedelta(days=min(9, args.days - 1))
+    if not args.quiet:
+        err.print(
+            f"building {args.records:,} synthetic callbacks over {args.days} days "
+            f"({hot:,} on {hot_day}) ...",
+            highlight=False,
+        )
+    emulator = ConvosoEmulator(
+        args.records, seed=args.seed, start_date=start, days=args.days, hot_days={hot_day: hot}
+    )
+    started = time.perf_counter()
+    async with (
+        emulator,
+        ConvosoClient(emulator.auth_token, base_url=emulator.base_url) as client,
+    ):
+        with _Bar(err, not args.quiet and err.is_terminal) as bar:
+            written, exports = await _run_export(
+                client,
+                start=start,
+                end=end,
+                filters={},
+                stages=[None],
+                fmt="jsonl",
+                output=args.output,
+                checkpoint=None,
+                concurrency=None,
+                bar=bar,
+            )
+        elapsed = time.perf_counter() - started
+        export = exports[0]
+        stored = len(emulator.store)
+        table = Table(title=f"demo: exported to {args.output}", show_header=False)
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        rows = [
+            ("records exported", f"{written:,}"),
+            ("records in the emulator", f"{stored:,}"),
+            ("windows", f"{len(export.windows)}"),
+            ("probes", f"{export.probes}"),
+            ("pages", f"{export.pages_fetched}"),
+            ("requests", f"{client.requests_sent}"),
+            # Every request beyond one per probe and page was a retry.
+            ("retries", f"{client.requests_sent - export.probes - export.pages_fetched}"),
+            ("elapsed", f"{elapsed:.2f}s"),
+            ("records/s", f"{written / elapsed:,.0f}" if elapsed > 0 else "-"),
+        ]
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    if written != stored:
+        err.print(f"error: exported {written} records but the emulator holds {stored}")
+        return EXIT_MISMATCH
+    return EXIT_OK
+
+
+# --- entry point ----------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:
+        from .testing.__main__ import main as emulator_main
+
+        return emulator_main(args_list[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _configure_logging(args.verbose)
+    err = Console(stderr=True)
+    out = Console()
+    try:
+        if args.command == "export":
+            return asyncio.run(_export_command(args, err))
+        if args.command == "search":
+            return asyncio.run(_search_command(args, out))
+        return asyncio.run(_demo_command(args, out, err))
+    except KeyboardInterrupt:
+        _error("KeyboardInterrupt: interrupted")
+        return EXIT_INTERRUPTED
+    except ConvosoError as exc:
+        _error(f"{type(exc).__name__}: {exc}")
+        return EXIT_API
+    except (ValueError, ImportError) as exc:
+        _error(f"{type(exc).__name__}: {exc}")
+        return EXIT_USAGE
+    except OSError as exc:
+        _error(f"{type(exc).__name__}: {exc}")
+        return EXIT_OUTPUT
+
+
+def _error(line: str) -> None:
+    print(f"error: {' '.join(line.split())}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
