@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="resume file: a rerun after a crash skips completed windows (jsonl/csv)",
     )
     export.add_argument("--concurrency", type=int, help="windows walked at once")
+    export.add_argument(
+        "--page-size", type=int, default=5000, help="records per request (default: 5000)"
+    )
     _connection_options(export)
     _output_options(export)
 
@@ -150,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
 # --- progress -------------------------------------------------------------------------
 
 
+class _CountColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        total = f"{task.total:,.0f}" if task.total is not None else "?"
+        return Text(f"{task.completed:,.0f}/{total}", style="progress.download")
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
@@ -166,7 +175,7 @@ class _Bar:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
-                TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                _CountColumn(),
                 _RateColumn(),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
@@ -237,7 +246,7 @@ class _Output:
     def __init__(self, target: str, *, stable: bool) -> None:
         self.stdout = target == "-"
         self.target = Path(target)
-        self.handle: IO[bytes]
+        self.handle: IO[bytes] | None = None
         self.partial: Path | None = None
         self._stable = stable
 
@@ -266,6 +275,7 @@ class _Output:
         return self.handle
 
     def commit(self) -> None:
+        assert self.handle is not None
         if self.stdout:
             self.handle.flush()
             return
@@ -276,8 +286,9 @@ class _Output:
     def abandon(self) -> None:
         if self.stdout or self.partial is None:
             return
-        with contextlib.suppress(OSError):
-            self.handle.close()
+        if self.handle is not None:
+            with contextlib.suppress(OSError):
+                self.handle.close()
         if not self._stable:  # a checkpointed partial is kept for the rerun
             with contextlib.suppress(OSError):
                 self.partial.unlink()
@@ -295,6 +306,7 @@ async def _run_export(
     checkpoint: Path | None,
     concurrency: int | None,
     bar: _Bar,
+    page_size: int = 5000,
 ) -> tuple[int, list[CallbackExport]]:
     """Export to ``output`` atomically; return (records written, the exports run)."""
     if output == "-" and fmt == "parquet":
@@ -323,6 +335,7 @@ async def _run_export(
                 progress=bar.update,
                 checkpoint=checkpoint,
                 before_checkpoint=durable,
+                page_size=page_size,
                 **filters,
             )
             exports.append(export)
@@ -349,11 +362,15 @@ async def _run_export(
     return written, exports
 
 
-def _configure_logging(verbose: bool) -> None:
-    if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-        )
+def _configure_logging(verbose: bool) -> logging.Handler | None:
+    """Debug logging of the client on stderr (``--verbose``); the handler, to remove."""
+    if not verbose:
+        return None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return handler
 
 
 # --- commands -------------------------------------------------------------------------
@@ -375,6 +392,7 @@ async def _export_command(args: argparse.Namespace, err: Console) -> int:
                 checkpoint=args.checkpoint,
                 concurrency=args.concurrency,
                 bar=bar,
+                page_size=args.page_size,
             )
         elapsed = time.perf_counter() - started
         if not args.quiet:
@@ -489,13 +507,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["emulator"]:
         from .testing.__main__ import main as emulator_main
 
-        return emulator_main(args_list[1:])
+        try:
+            return emulator_main(args_list[1:])
+        except SystemExit as exc:  # its argparse: --help or a usage error
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    _configure_logging(args.verbose)
+    handler = _configure_logging(args.verbose)
     err = Console(stderr=True)
     out = Console()
     try:
@@ -516,6 +537,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _error(f"{type(exc).__name__}: {exc}")
         return EXIT_OUTPUT
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
 
 
 def _error(line: str) -> None:

@@ -1,0 +1,375 @@
+"""The ``convoso-async`` command line, in-process through ``main(argv)``, against the emulator.
+
+``main`` runs its own event loop, so the emulator is served from a thread with its own
+loop for the module. Stores are small and seeded; the planner's cap is lowered where a
+test needs several windows without a big store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+import pytest
+from rich.console import Console
+
+from convoso_async import ConvosoClient, RetryPolicy, cli
+from convoso_async import _protocol as proto
+from convoso_async._export import ExportWindow
+from convoso_async._writers import CSV_HEADER
+from convoso_async.testing import ConvosoEmulator
+
+SECRET = "tok-5f1c7a9e-never-print-me"
+RANGE = ["--start-date", "2026-03-01", "--end-date", "2026-03-30"]
+
+
+class Served:
+    """An emulator serving from a background thread's event loop."""
+
+    def __init__(self, emulator: ConvosoEmulator) -> None:
+        self.emu = emulator
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(emulator.start())
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        self.call(self.emu.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    # The live dialect: extra fields, null times, MISSED stages, odd spellings.
+    server = Served(ConvosoEmulator(4_000, seed=9, live_dialect=True, auth_token=SECRET))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def emu(served: Served, monkeypatch: pytest.MonkeyPatch) -> ConvosoEmulator:
+    monkeypatch.setenv("CONVOSO_BASE_URL", served.emu.base_url)
+    monkeypatch.setenv("CONVOSO_AUTH_TOKEN", SECRET)
+    served.emu.clear_script()
+    served.emu.reset_stats()
+    return served.emu
+
+
+@pytest.fixture
+def fast_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's client with millisecond retries, so failure tests stay fast."""
+    retry = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.002)
+    monkeypatch.setattr(cli, "ConvosoClient", functools.partial(ConvosoClient, retry=retry))
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_export_jsonl_iso_times_enum_strings_and_extra_fields(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cb.jsonl"
+    assert cli.main(["export", *RANGE, "--format", "jsonl", "--output", str(out)]) == 0
+    records = lines(out)
+    assert len(records) == len(emu.store)
+    assert {r["id"] for r in records} == set(emu.store.ids())
+    first = records[0]
+    assert first["callback_time"][10] == "T"  # ISO 8601
+    original = emu.store.get(first["id"])
+    assert original is not None
+    extra = set(original) - set(CSV_HEADER)
+    assert extra  # the live dialect sends undocumented fields: they are kept
+    assert all(first[name] == original[name] for name in extra)
+    assert any(r["modified_at"] is None for r in records)  # null for none
+    assert {r["stage"] for r in records} >= {"PAST_DUE", "DISMISSED", "MISSED"}
+    assert {r["recipient"] for r in records} >= {"system", "personal", "USERONLY"}
+    assert "exported 4,000 callbacks" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]  # no temporary left
+
+
+def test_export_csv_header_and_extra_column(emu: ConvosoEmulator, tmp_path: Path) -> None:
+    out = tmp_path / "cb.csv"
+    assert cli.main(["export", *RANGE, "--format", "csv", "-o", str(out), "-q"]) == 0
+    with out.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == CSV_HEADER
+    assert len(rows) == 1 + len(emu.store)
+    row = dict(zip(rows[0], rows[1], strict=True))
+    original = emu.store.get(row["id"])
+    assert original is not None
+    extra = json.loads(row["extra"])
+    assert extra == {k: v for k, v in original.items() if k not in CSV_HEADER}
+    assert row["callback_time"][10] == "T"
+
+
+def test_export_parquet_real_types(emu: ConvosoEmulator, tmp_path: Path) -> None:
+    out = tmp_path / "cb.parquet"
+    assert cli.main(["export", *RANGE, "--format", "parquet", "-o", str(out), "-q"]) == 0
+    table = pq.read_table(out)
+    assert table.num_rows == len(emu.store)
+    assert set(table.column("id").to_pylist()) == set(emu.store.ids())
+    schema = table.schema
+    for name in ("created_at", "callback_time", "modified_at"):
+        assert pa.types.is_timestamp(schema.field(name).type)
+    for name in ("stage", "recipient", "status", "campaign_name"):
+        assert pa.types.is_dictionary(schema.field(name).type)
+    assert table.column("modified_at").null_count > 0
+    extra = json.loads(table.column("extra")[0].as_py())
+    original = emu.store.get(table.column("id")[0].as_py())
+    assert original is not None
+    assert extra == {k: v for k, v in original.items() if k not in CSV_HEADER}
+
+
+def test_export_to_stdout_with_several_stages(
+    emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["export", *RANGE, "--stage", "PENDING", "--stage", "MISSED", "-o", "-", "-q"]
+    assert cli.main(argv) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = {i for i in emu.store.ids() if emu.store.get(i)["stage"] in ("PENDING", "MISSED")}  # type: ignore[index]
+    assert {r["id"] for r in records} == expected
+    assert len(records) == len(expected)
+
+
+def test_usage_errors_are_one_line_exit_2(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["export", *RANGE, "--format", "parquet", "-o", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: ValueError: parquet output cannot go to stdout: pass --output PATH\n"
+    out = str(tmp_path / "x.parquet")
+    argv = ["export", *RANGE, "--format", "parquet", "-o", out, "--checkpoint", out + ".ck"]
+    assert cli.main(argv) == 2
+    assert "--checkpoint needs --format jsonl or csv" in capsys.readouterr().err
+    assert (
+        cli.main(["export", "--start-date", "2026-03-31", "--end-date", "2026-03-01", "-o", out])
+        == 2
+    )
+    assert "after end_date" in capsys.readouterr().err
+    assert cli.main(["export", "--start-date", "March", "--end-date", "2026-03-01", "-o", out]) == 2
+    assert cli.main(["search", "--limit", "0"]) == 2
+    assert capsys.readouterr().err.startswith("usage:")
+    assert not any(tmp_path.iterdir())
+
+
+def test_no_token_is_a_usage_error(
+    emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CONVOSO_AUTH_TOKEN")
+    assert cli.main(["search"]) == 2
+    assert "set CONVOSO_AUTH_TOKEN or pass --auth-token-file" in capsys.readouterr().err
+
+
+def test_auth_token_file_and_the_token_never_printed(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("CONVOSO_AUTH_TOKEN")
+    token_file = tmp_path / "token"
+    token_file.write_text(SECRET + "\n")
+    out = tmp_path / "cb.csv"
+    argv = ["export", *RANGE, "--format", "csv", "-o", str(out), "--verbose"]
+    assert cli.main([*argv, "--auth-token-file", str(token_file)]) == 0
+    captured = capsys.readouterr()
+    assert "DEBUG convoso_async: POST callbacks/search" in captured.err  # verbose is on
+    assert len(out.read_text().splitlines()) > len(emu.store)
+    # A wrong token fails typed, and neither token shows anywhere.
+    wrong = "tok-wrong-0d6e-also-secret"
+    token_file.write_text(wrong)
+    assert cli.main([*argv, "--auth-token-file", str(token_file)]) == 1
+    failed = capsys.readouterr()
+    assert failed.err.splitlines()[-1].startswith("error: AuthenticationError: callbacks/search: ")
+    everything = captured.out + captured.err + failed.out + failed.err + caplog.text
+    assert SECRET not in everything
+    assert wrong not in everything
+    assert cli.main([*argv, "--auth-token-file", str(tmp_path / "missing")]) == 3
+    assert "No such file" in capsys.readouterr().err
+    token_file.write_text("\n")
+    assert cli.main([*argv, "--auth-token-file", str(token_file)]) == 2
+
+
+@pytest.mark.usefixtures("fast_client")
+def test_a_failed_export_leaves_no_output_file(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cb.jsonl"
+    out_before = tmp_path / "keep.jsonl"
+    out_before.write_text("old\n")
+    emu.script([None, None, *["status_503"] * 40])  # the probe, the first page, then 503s
+    argv = ["export", *RANGE, "-o", str(out), "--verbose", "--page-size", "500"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: ServerError: callbacks/search: ")
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.jsonl"]
+    # Over an existing file, a failure leaves the old content untouched.
+    emu.clear_script()
+    emu.script([None, *["status_503"] * 40])
+    assert cli.main(["export", *RANGE, "-o", str(out_before), "-q", "--page-size", "500"]) == 1
+    assert out_before.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.jsonl"]
+
+
+def test_an_unwritable_output_is_exit_3(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["export", *RANGE, "-o", str(tmp_path / "no" / "such" / "dir.jsonl")]) == 3
+    assert capsys.readouterr().err.startswith("error: FileNotFoundError: ")
+
+
+@pytest.mark.usefixtures("fast_client")
+def test_checkpoint_resume_appends_the_rest_and_skips_completed_windows(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A planner cap of 800 makes the 4,000 records several windows.
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    out = tmp_path / "cb.csv"
+    ckpt = tmp_path / "cb.ckpt"
+    argv = ["export", *RANGE, "--format", "csv", "-o", str(out), "--checkpoint", str(ckpt)]
+    argv += ["--concurrency", "1", "-q"]
+    # 1 + 30 probes, then the first windows' pages, then the server fails for good.
+    emu.script([*[None] * 36, *["status_503"] * 40])
+    assert cli.main(argv) == 1
+    capsys.readouterr()
+    assert not out.exists()
+    saved = json.loads(ckpt.read_text())
+    done = [ExportWindow.from_json(saved["windows"][i]) for i in saved["done"]]
+    assert 0 < len(done) < len(saved["windows"])
+    partial = tmp_path / ".cb.csv.partial"
+    assert partial.stat().st_size >= saved["state"]["output_bytes"]
+    emu.clear_script()
+    emu.reset_stats()
+    assert cli.main(argv) == 0
+    with out.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == CSV_HEADER
+    ids = [row[0] for row in rows[1:]]
+    assert len(ids) == len(set(ids)) == len(emu.store)
+    assert set(ids) == set(emu.store.ids())
+    forms = [r.form for r in emu.requests]
+    assert all(f["limit"] != "1" for f in forms)  # no probes on resume
+    for window in done:
+        assert not any(f["start_date"] == str(window.start) for f in forms)
+    assert not ckpt.exists()
+    assert not partial.exists()
+    # A checkpoint whose partial output is gone cannot be resumed silently.
+    ckpt.write_text(json.dumps(saved))
+    assert cli.main(argv) == 2
+    assert "remove the checkpoint to start over" in capsys.readouterr().err
+    saved["state"]["format"] = "jsonl"
+    ckpt.write_text(json.dumps(saved))
+    partial.write_text("x" * saved["state"]["output_bytes"])
+    assert cli.main(argv) == 2
+    assert "written for --format jsonl" in capsys.readouterr().err
+
+
+def test_search_prints_a_table(
+    emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    argv = ["search", "--stage", "PENDING", "--recipient", "System", "--limit", "5"]
+    assert cli.main([*argv, "--start-date", "2026-03-01", "--end-date", "2026-03-30"]) == 0
+    out = capsys.readouterr().out
+    matching = [
+        r
+        for r in emu.store.records()
+        if r["stage"] == "PENDING" and r["recipient"].lower() == "system"
+    ]
+    assert f"5 of {len(matching):,} callbacks" in out
+    for column in ("id", "callback_time", "stage", "recipient", "campaign_name"):
+        assert column in out
+    assert out.count("PENDING") == 5
+
+
+def test_demo_exports_and_matches_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo.jsonl"
+    assert cli.main(["demo", "--records", "3000", "--days", "5", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "records exported" in printed
+    assert printed.count("3,000") == 2  # exported and in the emulator
+    assert len(out.read_text().splitlines()) == 3000
+    assert cli.main(["demo", "--records", "-1"]) == 2
+
+
+def test_demo_count_mismatch_exits_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = cli._run_export
+
+    async def short(*args: Any, **kwargs: Any) -> Any:
+        written, exports = await real(*args, **kwargs)
+        return written - 1, exports
+
+    monkeypatch.setattr(cli, "_run_export", short)
+    argv = ["demo", "--records", "500", "--days", "2", "-o", str(tmp_path / "d.jsonl"), "-q"]
+    assert cli.main(argv) == 4
+    assert "exported 499 records but the emulator holds 500" in capsys.readouterr().err
+
+
+def test_progress_bar_when_stderr_is_a_terminal(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(cli, "Console", functools.partial(Console, force_terminal=True))
+    assert cli.main(["export", *RANGE, "-o", str(tmp_path / "cb.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "rec/s" in err
+    assert "ETA" in err
+    assert "4,000/4,000" in err
+
+
+def test_keyboard_interrupt_exits_130(
+    emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def interrupted(*args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_search_command", interrupted)
+    assert cli.main(["search"]) == 130
+    assert capsys.readouterr().err == "error: KeyboardInterrupt: interrupted\n"
+
+
+def test_emulator_command_delegates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["emulator", "--help"]) == 0
+    assert "Serve a local Convoso Callbacks API" in capsys.readouterr().out
+    assert cli.main(["--help"]) == 0
+    assert "export" in capsys.readouterr().out
+
+
+def test_python_dash_m_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "convoso_async", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    for command in ("export", "search", "emulator", "demo"):
+        assert command in done.stdout
