@@ -136,3 +136,80 @@ async def median_seconds(run: Callable[[], Awaitable[Any]], repeats: int) -> flo
 
 def row(label: str, value: str, ratio: str = "") -> None:
     print(f"  {label:<48} {value:>16} {ratio:>12}")
+
+
+def interleaved_medians(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median seconds of each run, measured in rounds that take every run in turn.
+
+    One warm-up round first. Interleaving spreads a noisy neighbour's bursts over every
+    contender instead of handing them all to whichever was being measured at the time.
+    """
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+class EmulatorProcess:
+    """``python -m convoso_async.testing`` in a child process, on a free port.
+
+    The emulator's CPU (query, rendering, JSON encoding) then runs on the other core, not
+    on the event loop of the client being measured.
+    """
+
+    def __init__(self, records: int, *, seed: int = 1, latency_ms: float = 0.0, days: int = 30):
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "convoso_async.testing",
+                "--port",
+                str(self.port),
+                "--records",
+                str(records),
+                "--seed",
+                str(seed),
+                "--days",
+                str(days),
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        lines = {}
+        for _ in range(2):
+            key, _, value = self._process.stdout.readline().strip().partition(": ")
+            lines[key] = value
+        if "base_url" not in lines:
+            self.close()
+            raise RuntimeError("the emulator did not start")
+        self.base_url = lines["base_url"]
+        self.auth_token = lines["auth_token"]
+        _wait_for_port(self.port)
+
+    def close(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except Exception:
+            self._process.kill()
+            self._process.wait(10)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
