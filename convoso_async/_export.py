@@ -282,8 +282,10 @@ class CallbackExport:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an integer >= 1, not {concurrency!r}")
         self.concurrency = min(concurrency, client.max_concurrency)
-        # Page requests per window: together the windows can fill the client's slots.
-        self._page_concurrency = max(1, client.max_concurrency // self.concurrency)
+        # Page requests per window: together the windows fill half the client's slots.
+        # Each walker holds up to twice this many pages (in flight and landed), so this
+        # bounds memory; decoding and writing, not the network, limit an export's speed.
+        self._page_concurrency = max(1, client.max_concurrency // (2 * self.concurrency))
         if isinstance(page_size, bool) or not isinstance(page_size, int):
             raise ValueError(f"page_size must be an integer, not {page_size!r}")
         if not 1 <= page_size <= proto.MAX_LIMIT:
