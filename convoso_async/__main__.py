@@ -6,5 +6,5 @@ import sys
 
 from .cli import main
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - run by the subprocess test
     sys.exit(main())

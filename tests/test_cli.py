@@ -375,13 +375,8 @@ def test_python_dash_m_help() -> None:
         assert command in done.stdout
 
 
-def test_module_entry_point_in_process(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import runpy
 
-    monkeypatch.setattr(sys, "argv", ["convoso-async", "--help"])
-    with pytest.raises(SystemExit) as exited:
-        runpy.run_module("convoso_async", run_name="__main__")
-    assert exited.value.code == 0
-    assert "demo" in capsys.readouterr().out
+def test_module_entry_point_is_the_cli() -> None:
+    import convoso_async.__main__ as entry
+
+    assert entry.main is cli.main
