@@ -375,7 +375,6 @@ def test_python_dash_m_help() -> None:
         assert command in done.stdout
 
 
-
 def test_module_entry_point_is_the_cli() -> None:
     import convoso_async.__main__ as entry
 
