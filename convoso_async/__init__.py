@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         ServerError,
         TransportError,
     )
+    from ._export import CallbackExport, ExportProgress, ExportWindow
     from ._models import Callback, CallbackPage, Recipient, Stage
     from ._pagination import CallbackSearch
     from ._retry import RetryPolicy
@@ -49,18 +50,24 @@ _HOME = {
     "Recipient": "._models",
     "Stage": "._models",
     "CallbackSearch": "._pagination",
+    "CallbackExport": "._export",
+    "ExportProgress": "._export",
+    "ExportWindow": "._export",
     "RetryPolicy": "._retry",
 }
 
 __all__ = [
     "AuthenticationError",
     "Callback",
+    "CallbackExport",
     "CallbackPage",
     "CallbackSearch",
     "Callbacks",
     "ConvosoAPIError",
     "ConvosoClient",
     "ConvosoError",
+    "ExportProgress",
+    "ExportWindow",
     "InvalidParameterError",
     "MalformedResponseError",
     "NotFoundError",

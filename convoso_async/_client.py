@@ -22,7 +22,6 @@ from yarl import URL
 from . import _protocol as proto
 from ._errors import ConvosoError
 from ._export import CallbackExport, ExportProgress, ExportWindow
-from ._export import CallbackExport, ExportProgress, ExportWindow
 from ._models import CallbackPage, Recipient, Stage
 from ._pagination import CallbackSearch
 from ._retry import RetryBudget, RetryPolicy, call_with_retries
@@ -160,7 +159,11 @@ class ConvosoClient:
     ) -> T:
         """POST ``form`` to ``endpoint`` under the retry policy; return ``decode(payload)``."""
 
+        attempts = 0
+
         async def attempt(remaining: float | None) -> T:
+            nonlocal attempts
+            attempts += 1
             self.requests_sent += 1
             if self._limiter is not None:
                 await self._limiter.wait()
@@ -176,7 +179,6 @@ class ConvosoClient:
                 self._transport.redact(error)  # before tenacity logs it or the caller sees it
                 raise
 
-        first = self.requests_sent
         try:
             return await call_with_retries(
                 attempt,
@@ -186,7 +188,13 @@ class ConvosoClient:
                 what=endpoint,
             )
         finally:
-            self.retries += max(0, self.requests_sent - first - 1)
+            # Counted per call: other calls' requests interleave with this one's.
+            self.retries += max(0, attempts - 1)
+
+
+def _filters_from(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The search filters among a method's arguments (``locals()`` at its top)."""
+    return {name: arguments[name] for name in proto.SEARCH_FILTERS}
 
 
 def _loggable(form: Mapping[str, str]) -> str:
@@ -221,19 +229,7 @@ class Callbacks:
         form field ``id``. Raises ``ValueError`` before sending if an argument is invalid.
         For more than one page, iterate :meth:`search` instead.
         """
-        filters = proto.filter_form(
-            {
-                "start_date": start_date,
-                "end_date": end_date,
-                "campaign_id": campaign_id,
-                "callback_id": callback_id,
-                "lead_id": lead_id,
-                "list_id": list_id,
-                "recipient": recipient,
-                "user_id": user_id,
-                "stage": stage,
-            }
-        )
+        filters = proto.filter_form(_filters_from(locals()))
         return (await self._page(filters, offset, limit)).page()
 
     async def _page(self, filters: proto.Form, offset: int, limit: int) -> proto.PageBody:
@@ -273,19 +269,7 @@ class Callbacks:
         yielding anything, unless ``truncate=True``; :meth:`export` reaches them all.
         """
         # Validated now: a bad filter must fail at the call, not at the first iteration.
-        filters = proto.filter_form(
-            {
-                "start_date": start_date,
-                "end_date": end_date,
-                "campaign_id": campaign_id,
-                "callback_id": callback_id,
-                "lead_id": lead_id,
-                "list_id": list_id,
-                "recipient": recipient,
-                "user_id": user_id,
-                "stage": stage,
-            }
-        )
+        filters = proto.filter_form(_filters_from(locals()))
 
         def fetch(page_offset: int, limit: int) -> Awaitable[proto.PageBody]:
             return self._page(filters, page_offset, limit)
@@ -298,65 +282,6 @@ class Callbacks:
             concurrency=concurrency,
             truncate=truncate,
             max_concurrency=self._client.max_concurrency,
-        )
-
-    def export(
-        self,
-        start_date: DateLike,
-        end_date: DateLike,
-        *,
-        campaign_id: Id | None = None,
-        list_id: Id | None = None,
-        user_id: Id | None = None,
-        lead_id: Id | None = None,
-        recipient: Recipient | str | None = None,
-        stage: Stage | str | None = None,
-        concurrency: int | None = None,
-        progress: Callable[[ExportProgress], object] | None = None,
-        checkpoint: str | os.PathLike[str] | None = None,
-        before_checkpoint: Callable[[ExportWindow], Mapping[str, Any] | None] | None = None,
-        page_size: int = proto.MAX_LIMIT,
-    ) -> CallbackExport:
-        """Every callback between two dates (inclusive) matching the filters, exactly once,
-        however many there are: an ``async for`` that reaches past the 55,000 cap.
-
-        The range is planned as windows under the cap (whole days, adjacent small days
-        merged, a day beyond the cap split by stage and then recipient, partitions checked
-        to add up); each window is walked by :meth:`search`, ``concurrency`` windows at a
-        time (default ``max_concurrency // 4``). Records come window by window, in date
-        order; ids are de-duplicated across windows. Memory stays bounded: one page per
-        window is queued between the walkers and you.
-
-        Cost: 1 probe (a ``limit=1`` search) when the whole range fits the cap; otherwise
-        1 + one per day + 4 per day beyond the cap (+1 ``MISSED`` probe if the four stages
-        fall short, +2 per stage still beyond the cap). Then ``ceil(total / page_size)``
-        page requests per non-empty window (``page_size`` defaults to 5000), plus retries.
-
-        ``progress`` is called with an :class:`ExportProgress` after every page and window.
-        ``checkpoint`` is a JSON file recording the plan and completed windows, written
-        atomically after each window and removed when the export completes; rerun with
-        the same filters and path to skip completed windows (a checkpoint of different
-        filters is a ``ValueError``). ``before_checkpoint(window)`` runs once you have
-        taken a window's last record, before it is recorded: make your output durable
-        there; what it returns is stored and comes back as ``resume_state``. Raises
-        :class:`PaginationLimitError` naming the window if a partition cannot be brought
-        under the cap or its parts do not add up.
-        """
-        return CallbackExport(
-            self,
-            start_date=start_date,
-            end_date=end_date,
-            campaign_id=campaign_id,
-            list_id=list_id,
-            user_id=user_id,
-            lead_id=lead_id,
-            recipient=recipient,
-            stage=stage,
-            concurrency=concurrency,
-            progress=progress,
-            checkpoint=checkpoint,
-            before_checkpoint=before_checkpoint,
-            page_size=page_size,
         )
 
     def export(

@@ -43,6 +43,10 @@ EXPECTED_ALL = sorted(
         "Callbacks",
         "CallbackSearch",
         "MalformedResponseError",
+        # issue 5: the export's iterator, progress snapshot and plan windows
+        "CallbackExport",
+        "ExportProgress",
+        "ExportWindow",
         "__version__",
     ]
 )
