@@ -39,7 +39,6 @@ import tempfile
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -47,14 +46,14 @@ from collections.abc import (
 )
 from datetime import date, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from . import _protocol as proto
 from ._errors import PaginationLimitError
 from ._models import Callback, CallbackPage, Recipient, Stage
+from ._pagination import CallbackStream
 
 if TYPE_CHECKING:
     from ._client import Callbacks
@@ -217,7 +216,7 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-class CallbackExport:
+class CallbackExport(CallbackStream):
     """An ``async for`` over every callback matching an export, each exactly once.
 
     Returned by :meth:`Callbacks.export`, which documents the arguments. Iterate it once.
@@ -318,7 +317,6 @@ class CallbackExport:
         self._retries0 = client.retries
         self._seen = _SeenIds()
         self._started = False
-        self._items: AsyncGenerator[Callback, None] | None = None
         self.progress = self._snapshot()
 
     def __repr__(self) -> str:
@@ -326,32 +324,6 @@ class CallbackExport:
             f"<CallbackExport {self.start_date}..{self.end_date} windows={len(self.windows)} "
             f"records_done={self._records_done}>"
         )
-
-    # --- iteration ------------------------------------------------------------------
-
-    def __aiter__(self) -> AsyncIterator[Callback]:
-        return self._iterate()
-
-    async def __anext__(self) -> Callback:
-        if self._items is None:
-            self._items = self._iterate()
-        return await self._items.__anext__()
-
-    async def aclose(self) -> None:
-        """Stop an export driven by ``anext()``, cancelling its requests in flight."""
-        if self._items is not None:
-            await self._items.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # --- progress -------------------------------------------------------------------
 

@@ -103,7 +103,46 @@ def _check_int(value: object, name: str, low: int, high: int | None = None) -> i
     return value
 
 
-class CallbackSearch:
+class CallbackStream:
+    """An ``async for`` over callbacks, driven by a generator made fresh for each loop.
+
+    ``__aiter__`` hands the loop a generator that only the loop holds: when the loop is
+    left early it is dropped and asyncio's finaliser closes it, cancelling whatever it
+    started. ``anext()`` on the stream itself keeps one generator, closed by
+    :meth:`aclose` or ``async with``. Subclasses provide :meth:`_iterate`.
+    """
+
+    _items: AsyncGenerator[Callback, None] | None = None
+
+    def _iterate(self) -> AsyncGenerator[Callback, None]:
+        raise NotImplementedError
+
+    def __aiter__(self) -> AsyncIterator[Callback]:
+        return self._iterate()
+
+    async def __anext__(self) -> Callback:
+        if self._items is None:
+            self._items = self._iterate()
+        return await self._items.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop a stream driven by ``anext()``, cancelling its requests in flight."""
+        if self._items is not None:
+            await self._items.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class CallbackSearch(CallbackStream):
     """An ``async for`` over every callback matching a search, in offset order.
 
     Nothing is sent until iteration starts, and it can be iterated once (as items, as
@@ -137,7 +176,6 @@ class CallbackSearch:
         self.pages_fetched = 0
         self._started = False
         self._cursor = self._end = 0
-        self._items: AsyncGenerator[Callback, None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -147,16 +185,6 @@ class CallbackSearch:
 
     # --- the three views ------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[Callback]:
-        # A fresh generator the `async for` alone holds: when the loop is left early it
-        # is dropped, and asyncio's finaliser closes it, cancelling requests in flight.
-        return self._iter_items()
-
-    async def __anext__(self) -> Callback:
-        if self._items is None:
-            self._items = self._iter_items()
-        return await self._items.__anext__()
-
     def pages(self) -> AsyncIterator[CallbackPage]:
         """Iterate whole pages (duplicates already removed) instead of single records."""
         return self._iter_pages()
@@ -165,21 +193,8 @@ class CallbackSearch:
         """Every matching record, in order, as a list. Mind the memory for big searches."""
         return [callback async for callback in self]
 
-    async def aclose(self) -> None:
-        """Stop a walk driven by ``anext()``, cancelling requests in flight."""
-        if self._items is not None:
-            await self._items.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _iterate(self) -> AsyncGenerator[Callback, None]:
+        return self._iter_items()
 
     async def _iter_items(self) -> AsyncGenerator[Callback, None]:
         chunks = self._walk()
