@@ -1,0 +1,218 @@
+"""One client under load, and cancellation mid-flight: bounded, answered, nothing left over.
+
+A shared client must answer every one of thousands of concurrent calls, never put more
+than ``max_concurrency`` requests in flight, hand every socket back to the pool, and
+leave no task behind, whether the calls finish or the caller cancels them half-way.
+Pool state is read from aiohttp's connector (private attributes, on purpose: that is
+where a leaked connection would show).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import aiohttp
+import pytest
+
+from convoso_async import Callback, CallbackPage, ConvosoClient, RetryPolicy, Stage
+from convoso_async.testing import ConvosoEmulator, Faults
+
+FAST = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.005)
+
+
+def connector_of(client: ConvosoClient) -> aiohttp.BaseConnector:
+    session = client._transport._session
+    assert session is not None
+    connector = session.connector
+    assert connector is not None
+    return connector
+
+
+def acquired(connector: aiohttp.BaseConnector) -> int:
+    """Connections taken from the pool and not handed back."""
+    return len(connector._acquired)  # type: ignore[attr-defined]
+
+
+def pooled(connector: aiohttp.BaseConnector) -> int:
+    """Idle keep-alive connections waiting in the pool."""
+    return sum(len(conns) for conns in connector._conns.values())  # type: ignore[attr-defined]
+
+
+def client_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks running the client's code (the emulator's server-side handlers excluded)."""
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if task is not asyncio.current_task()
+        and "convoso_async/_" in repr(getattr(task.get_coro(), "cr_code", None))
+    }
+
+
+def watch_arrivals(emu: ConvosoEmulator, count: int) -> asyncio.Event:
+    """An event set once ``count`` requests have reached the emulator (and drawn a fault)."""
+    arrived = asyncio.Event()
+    plan = emu._plan
+    draw = plan.draw
+    seen = 0
+
+    def counting_draw(path: str) -> Any:
+        nonlocal seen
+        seen += 1
+        if seen >= count:
+            arrived.set()
+        return draw(path)
+
+    plan.draw = counting_draw  # type: ignore[method-assign]
+    return arrived
+
+
+# --- 2,000 mixed calls through one client ---------------------------------------------------
+
+
+async def test_two_thousand_mixed_calls_at_max_concurrency_50() -> None:
+    rng = random.Random(2026)
+    emu = ConvosoEmulator(records=3_000, seed=4, faults=Faults(latency=0.002))
+    initial = len(emu.store)
+    targets = sorted(emu.store.ids())
+    rng.shuffle(targets)
+    kinds = rng.choices(["search", "insert", "update", "delete"], [50, 20, 20, 10], k=2_000)
+    mix = Counter(kinds)
+    deletions = iter(targets[: mix["delete"]])
+    survivors = targets[mix["delete"] :]
+    when = datetime(2026, 3, 20, 9, 15, tzinfo=timezone(timedelta(hours=-5)))
+
+    async with (
+        emu,
+        ConvosoClient(
+            emu.auth_token, base_url=emu.base_url, retry=FAST, max_concurrency=50
+        ) as client,
+    ):
+
+        def make(kind: str) -> Coroutine[Any, Any, Any]:
+            calls = client.callbacks
+            if kind == "search":
+                return calls.search_page(
+                    offset=rng.randrange(0, 2_500),
+                    limit=rng.randint(1, 100),
+                    stage=rng.choice([None, Stage.PENDING, Stage.COMPLETED]),
+                )
+            if kind == "insert":
+                return calls.insert(
+                    lead_id=str(rng.randrange(10_000, 99_999)),
+                    recipient=rng.choice(["system", "personal"]),
+                    callback_time=when,
+                    comments="load test",
+                )
+            if kind == "update":
+                return calls.update(rng.choice(survivors), comments=f"touched {rng.random()}")
+            return calls.delete(next(deletions))
+
+        results = await asyncio.gather(*(make(kind) for kind in kinds), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors == []
+
+        connector = connector_of(client)
+        assert acquired(connector) == 0  # every socket is back in the pool...
+        assert 0 < pooled(connector) <= 50  # ...kept alive for reuse, within the bound
+        assert client_tasks() == set()
+
+    assert len(results) == 2_000
+    assert len(emu.requests) == client.requests_sent == 2_000
+    assert client.retries == 0
+    assert Counter(r.endpoint for r in emu.requests) == mix
+    assert emu.max_in_flight == 50  # the bound is used, and never exceeded
+    by_kind: dict[str, list[Any]] = {kind: [] for kind in mix}
+    for kind, result in zip(kinds, results, strict=True):
+        by_kind[kind].append(result)
+    assert all(isinstance(p, CallbackPage) and len(p.results) <= p.limit for p in by_kind["search"])
+    assert all(new_id in emu.store for new_id in by_kind["insert"])
+    assert len(set(by_kind["insert"])) == mix["insert"]
+    assert all(isinstance(i, str) and i in emu.store for i in by_kind["update"])
+    assert all(r is None for r in by_kind["delete"])
+    assert not any(t in emu.store for t in targets[: mix["delete"]])
+    assert len(emu.store) == initial + mix["insert"] - mix["delete"]
+    assert client.closed
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+# --- cancellation mid-flight ------------------------------------------------------------
+
+
+async def _cancel_mid_flight(
+    emu: ConvosoEmulator,
+    walk: Callable[[ConvosoClient], Any],
+    *,
+    taken: int,
+    arrivals: int,
+) -> tuple[int, int]:
+    """Run ``walk(client)`` (an async iterable of Callbacks) in a task until it has yielded
+    ``taken`` records and ``arrivals`` requests reached the emulator, some of them
+    hanging; cancel it; check that nothing is left. Returns (records, requests)."""
+    got: list[Callback] = []
+    enough = asyncio.Event()
+    arrived = watch_arrivals(emu, arrivals)
+
+    async with ConvosoClient(
+        emu.auth_token, base_url=emu.base_url, retry=FAST, max_concurrency=8
+    ) as client:
+
+        async def consume() -> None:
+            async for callback in walk(client):
+                got.append(callback)
+                if len(got) == taken:
+                    enough.set()
+
+        task = asyncio.create_task(consume())
+        await enough.wait()
+        await arrived.wait()
+        connector = connector_of(client)
+        assert acquired(connector) > 0  # requests are hanging on the emulator right now
+        assert emu.in_flight > 0
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        assert acquired(connector) == 0
+        assert client_tasks() == set()
+        requests = len(emu.requests)
+    await emu.close()
+    assert len(emu.requests) == requests  # nothing was sent after the cancellation
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    return len(got), requests
+
+
+async def test_cancelling_a_search_walk_releases_every_connection() -> None:
+    """Pages 1-3 answer, the next ones hang: cancelled with requests in flight."""
+    emu = ConvosoEmulator(records=2_000, seed=6, faults=Faults(hang_seconds=10))
+    await emu.start()
+    emu.script([None, None, None, "hang", "hang", "hang", "hang"])
+    records, requests = await _cancel_mid_flight(
+        emu,
+        lambda client: client.callbacks.search(page_size=100, concurrency=4),
+        taken=300,
+        arrivals=4,
+    )
+    assert records == 300
+    assert 4 <= requests <= 3 + 4  # the clean pages, and at most `concurrency` hanging
+
+
+async def test_cancelling_an_export_releases_every_connection() -> None:
+    """The probe and two pages answer, the next pages hang: cancelled mid-window."""
+    emu = ConvosoEmulator(records=2_000, seed=6, faults=Faults(hang_seconds=10))
+    await emu.start()
+    emu.script([None, None, None, "hang", "hang", "hang", "hang"])
+    records, requests = await _cancel_mid_flight(
+        emu,
+        lambda client: client.callbacks.export(
+            date(2026, 3, 1), date(2026, 3, 30), page_size=100, concurrency=2
+        ),
+        taken=200,
+        arrivals=4,
+    )
+    assert records == 200
+    assert 4 <= requests <= 3 + 4  # probe, 2 pages, at most max_concurrency // 2 hanging
