@@ -168,7 +168,8 @@ class ConvosoClient:
             if self._limiter is not None:
                 await self._limiter.wait()
             async with self._slots:
-                logger.debug("POST %s %s", endpoint, _loggable(form))
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("POST %s %s", endpoint, _loggable(form))
                 status, headers, body = await self._transport.post(endpoint, form, remaining)
             logger.debug("%s answered HTTP %d, %d bytes", endpoint, status, len(body))
             try:

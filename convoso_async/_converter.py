@@ -134,6 +134,7 @@ _Builder: Final = attrs.make_class(
 
 _fields_of: Final = operator.itemgetter(*CALLBACK_FIELDS)
 _time_cache_get: Final = _TIME_CACHE.get
+_fromisoformat: Final = datetime.fromisoformat
 
 
 def _structure_callback(record: Any, _: object = None) -> Callback:
@@ -178,15 +179,22 @@ def _structure_callback(record: Any, _: object = None) -> Callback:
         or not id_
     ):
         return _structure_slow(record)
-    created = _time_cache_get(created_at, _MISSING)
-    if created is _MISSING:
+    # created_at/modified_at carry seconds, so they rarely repeat: parse them directly
+    # (0.07 us) rather than through the memo, which would miss and churn.
+    created: datetime | None
+    modified: datetime | None
+    try:
+        created = _fromisoformat(created_at)
+    except (TypeError, ValueError):
         created = parse_time(created_at)
+    try:
+        modified = _fromisoformat(modified_at)
+    except (TypeError, ValueError):
+        modified = parse_time(modified_at)
+    # callback_time is "hh:mm AM/PM" at minute resolution: it repeats, so memoise it.
     scheduled = _time_cache_get(callback_time, _MISSING)
     if scheduled is _MISSING:
         scheduled = parse_time(callback_time)
-    modified = _time_cache_get(modified_at, _MISSING)
-    if modified is _MISSING:
-        modified = parse_time(modified_at)
     built = _Builder(
         id_,
         lead_id,
