@@ -105,6 +105,8 @@ async def chaos_export(
         export = client.callbacks.export(START, END, page_size=page_size)
         ids = [callback.id async for callback in export]
         assert client_tasks() == set()
+    faulted = sum(1 for r in emu.requests if r.fault is not None)
+    assert client.retries == export.progress.retries == faulted
     return ids, export
 
 

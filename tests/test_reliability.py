@@ -90,6 +90,7 @@ async def test_backoff_is_exponential_with_full_jitter_and_capped(
     assert all(isinstance(r, ServerError) and r.status == 503 for r in results)
     assert len(emu.requests) == 40 * 6
     assert client.requests_sent == 240
+    assert client.retries == 200
 
     waits = retry_waits(caplog)
     assert len(waits) == 200
@@ -129,11 +130,6 @@ async def test_the_request_timeline_follows_the_logged_waits(
     assert all(w <= 0.06 for w in waits)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ConvosoClient._call adds requests_sent - first - 1 to retries, where "
-    "requests_sent is client-wide: under concurrency it counts other calls' requests",
-)
 async def test_the_retries_counter_counts_only_retries_under_concurrency(
     emu: ConvosoEmulator,
 ) -> None:
