@@ -122,7 +122,7 @@ def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
 
 
 class _Wait:
-    """Full-jitter exponential backoff, stretched to a 429's ``Retry-After``, capped."""
+    """Full-jitter exponential backoff, added to a 429's ``Retry-After``, capped."""
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._max = policy.max_wait
@@ -132,7 +132,9 @@ class _Wait:
         wait = self._backoff(state)
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimitError) and error.retry_after is not None:
-            wait = max(wait, error.retry_after)
+            # Jitter on top of the server's hint: callers told the same Retry-After must
+            # not all come back in the same instant.
+            wait += error.retry_after
         return min(wait, self._max)
 
 

@@ -49,6 +49,14 @@ class Transport:
         self, endpoint: str, form: Mapping[str, str], time_left: float | None = None
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send one form; return ``(status, headers, body)`` or raise :class:`TransportError`."""
+        if time_left is not None and time_left <= 0:
+            # aiohttp reads a zero timeout as "none at all": refuse rather than hang.
+            raise TransportError(
+                "the retry deadline passed before this attempt could start",
+                endpoint=endpoint,
+                sent=False,
+                retryable=False,
+            )
         session = self._client_session()
         data = {**form, "auth_token": self._token}
         request_timeout = self._timeout

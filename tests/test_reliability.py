@@ -238,12 +238,6 @@ async def test_concurrent_429s_wait_at_least_retry_after(emu: ConvosoEmulator) -
         assert resent - sent >= 0.2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _retry._Wait returns max(jitter, Retry-After), so every caller that got "
-    "the same 429 resends at exactly Retry-After: the second wave is as synchronised as "
-    "the first. Jitter should be added on top of Retry-After (still capped at max_wait).",
-)
 async def test_concurrent_429s_with_retry_after_do_not_resend_in_one_burst(
     emu: ConvosoEmulator,
 ) -> None:
@@ -367,13 +361,6 @@ async def test_deadline_bounds_the_total_time_across_attempts(emu: ConvosoEmulat
     assert 3 <= len(emu.requests) <= 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _transport.Transport.post turns time_left=0.0 (an attempt that starts "
-    "right at the deadline, after tenacity's sleep overshoots) into "
-    "aiohttp.ClientTimeout(total=0.0), which aiohttp reads as 'no timeout at all': the "
-    "attempt is unbounded, overriding both the deadline and the client timeout",
-)
 async def test_an_attempt_started_at_the_deadline_is_not_unbounded(
     emu: ConvosoEmulator,
 ) -> None:
