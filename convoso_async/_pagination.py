@@ -385,17 +385,25 @@ def _take_fresh(page: CallbackPage, request: PageRequest, seen: set[str]) -> _Ch
     Offset paging over live data drifts: an insert ahead of the cursor pushes the last
     record of one page onto the next. Ids seen before are dropped, never yielded twice.
     """
-    kept: list[Callback] = []
-    positions: list[int] = []
-    for index in range(request.skip, len(page.results)):
-        callback = page.results[index]
-        if callback.id in seen:
-            logger.debug("dropping callback %s, already yielded in this walk", callback.id)
-            continue
-        seen.add(callback.id)
-        kept.append(callback)
-        positions.append(request.offset + index)
     end = request.offset + len(page.results)
+    first = request.offset + request.skip
+    results = page.results[request.skip :]
+    ids = [callback.id for callback in results]
+    kept: tuple[Callback, ...] | list[Callback]
+    positions: range | list[int]
+    if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
+        # The usual page: nothing seen before, no id twice. Checked with set operations.
+        seen.update(ids)
+        kept, positions = results, range(first, end)
+    else:
+        kept, positions = [], []
+        for position, callback in enumerate(results, first):
+            if callback.id in seen:
+                logger.debug("dropping callback %s, already yielded in this walk", callback.id)
+                continue
+            seen.add(callback.id)
+            kept.append(callback)
+            positions.append(position)
     if len(kept) != len(page.results):
-        page = attrs.evolve(page, offset=request.offset + request.skip, results=tuple(kept))
+        page = attrs.evolve(page, offset=first, results=tuple(kept))
     return _Chunk(page, tuple(positions), end)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 import aiohttp
 from yarl import URL
 
 from ._errors import ConvosoError, TransportError
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class Transport:
@@ -34,6 +37,7 @@ class Transport:
         self._pool_size = pool_size
         self._session = session
         self._owns_session = session is None
+        self._urls: dict[str, URL] = {}
         self.closed = False
 
     def _client_session(self) -> aiohttp.ClientSession:
@@ -58,14 +62,16 @@ class Transport:
                 retryable=False,
             )
         session = self._client_session()
-        data = {**form, "auth_token": self._token}
+        # Encoded here rather than handed to aiohttp as a dict: its FormData path costs
+        # ~60 us a request, several times this.
+        body = urlencode({**form, "auth_token": self._token}).encode()
         request_timeout = self._timeout
         if time_left is not None and time_left < (self._timeout.total or float("inf")):
             # A retry deadline nearer than the usual timeout shortens this attempt.
             request_timeout = aiohttp.ClientTimeout(total=time_left)
         try:
             async with session.post(
-                self._base_url / endpoint, data=data, timeout=request_timeout
+                self._url(endpoint), data=body, headers=_FORM, timeout=request_timeout
             ) as response:
                 body = await response.read()
                 return response.status, response.headers, body
@@ -84,6 +90,12 @@ class Transport:
     def redact(self, error: ConvosoError) -> None:
         """Scrub the token from an error built from server text: servers echo tokens."""
         error.redact(self._token)
+
+    def _url(self, endpoint: str) -> URL:
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = self._base_url / endpoint
+        return url
 
     async def close(self) -> None:
         """Close the session if this transport created it; a borrowed one is left open."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
@@ -78,12 +79,18 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def sent(mock_api: aioresponses) -> list[tuple[str, dict[str, str]]]:
-    """Every request made, as (url, form) pairs."""
-    return [
-        (str(url), dict(call.kwargs["data"]))
+    """Every request made, as (url, form) pairs, the form decoded from the body sent."""
+    requests = [
+        (str(url), call.kwargs)
         for (method, url), calls in mock_api.requests.items()
         for call in calls
         if method == "POST"
+    ]
+    for _, kwargs in requests:
+        assert kwargs["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    return [
+        (url, dict(parse_qsl(kwargs["data"].decode(), keep_blank_values=True)))
+        for url, kwargs in requests
     ]
 
 
