@@ -90,9 +90,11 @@ def _id(value: object) -> str:
     return text
 
 
-def _lookup(enum: type[Stage] | type[Recipient]) -> Callable[[object], Any]:
-    """A memoised lookup: enum member for any known spelling, else the raw string."""
-    table: dict[object, Any] = {None: None}
+def _lookup(
+    enum: type[Stage] | type[Recipient], table: dict[object, Any]
+) -> Callable[[object], Any]:
+    """A memoised lookup into ``table``: enum member for any known spelling, else the
+    raw string. The fast path reads ``table`` itself and calls this only on a miss."""
 
     def lookup(value: object) -> Any:
         found = table.get(value, _MISSING)
@@ -111,8 +113,12 @@ def _lookup(enum: type[Stage] | type[Recipient]) -> Callable[[object], Any]:
     return lookup
 
 
-_stage: Final = _lookup(Stage)
-_recipient: Final = _lookup(Recipient)
+_STAGES: Final[dict[object, Any]] = {None: None}
+_RECIPIENTS: Final[dict[object, Any]] = {None: None}
+_stage: Final = _lookup(Stage, _STAGES)
+_recipient: Final = _lookup(Recipient, _RECIPIENTS)
+_stages_get: Final = _STAGES.get
+_recipients_get: Final = _RECIPIENTS.get
 _KNOWN: Final = frozenset(CALLBACK_FIELDS)
 _N_KNOWN: Final = len(_KNOWN)
 
@@ -195,6 +201,12 @@ def _structure_callback(record: Any, _: object = None) -> Callback:
     scheduled = _time_cache_get(callback_time, _MISSING)
     if scheduled is _MISSING:
         scheduled = parse_time(callback_time)
+    stage_value = _stages_get(stage, _MISSING)
+    if stage_value is _MISSING:
+        stage_value = _stage(stage)
+    recipient_value = _recipients_get(recipient, _MISSING)
+    if recipient_value is _MISSING:
+        recipient_value = _recipient(recipient)
     built = _Builder(
         id_,
         lead_id,
@@ -205,9 +217,9 @@ def _structure_callback(record: Any, _: object = None) -> Callback:
         scheduled,
         modified,
         user,
-        _recipient(recipient),
+        recipient_value,
         comments,
-        _stage(stage),
+        stage_value,
         user_name,
         campaign_name,
         _EMPTY,
