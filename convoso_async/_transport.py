@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import aiohttp
+from aiohttp.payload import BytesPayload
 from yarl import URL
 
 from ._errors import ConvosoError, TransportError
 
-_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+_FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 class Transport:
@@ -33,6 +34,7 @@ class Transport:
     ) -> None:
         self._base_url = base_url
         self._token = token
+        self._token_field = "&auth_token=" + quote_plus(token)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._pool_size = pool_size
         self._session = session
@@ -46,7 +48,11 @@ class Transport:
         if self._session is None:
             # Created on first use, inside the running loop, as aiohttp requires.
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            # Token auth travels in the form, so cookies serve nothing: skip the jar's
+            # per-request filtering.
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def post(
@@ -63,15 +69,17 @@ class Transport:
             )
         session = self._client_session()
         # Encoded here rather than handed to aiohttp as a dict: its FormData path costs
-        # ~60 us a request, several times this.
-        body = urlencode({**form, "auth_token": self._token}).encode()
+        # ~60 us a request, several times this. The token's field is encoded once.
+        payload = BytesPayload(
+            (urlencode(form) + self._token_field).encode(), content_type=_FORM_TYPE
+        )
         request_timeout = self._timeout
         if time_left is not None and time_left < (self._timeout.total or float("inf")):
             # A retry deadline nearer than the usual timeout shortens this attempt.
             request_timeout = aiohttp.ClientTimeout(total=time_left)
         try:
             async with session.post(
-                self._url(endpoint), data=body, headers=_FORM, timeout=request_timeout
+                self._url(endpoint), data=payload, timeout=request_timeout
             ) as response:
                 body = await response.read()
                 return response.status, response.headers, body

@@ -87,7 +87,7 @@ def sent(mock_api: aioresponses) -> list[tuple[str, dict[str, str]]]:
         if method == "POST"
     ]
     for _, kwargs in requests:
-        assert kwargs["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+        assert kwargs["data"].content_type == "application/x-www-form-urlencoded"
     return [
         (url, dict(parse_qsl(kwargs["data"].decode(), keep_blank_values=True)))
         for url, kwargs in requests
