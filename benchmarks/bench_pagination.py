@@ -20,10 +20,10 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TOKEN, PageServer, make_bodies, median_seconds, row  # noqa: E402
+from _common import TOKEN, PageServer, make_bodies, median_seconds, row
 
-from convoso_async import ConvosoClient, RetryPolicy  # noqa: E402
-from convoso_async._protocol import SEARCH, check_success, decode_json, decode_page  # noqa: E402
+from convoso_async import ConvosoClient, RetryPolicy
+from convoso_async._protocol import SEARCH, check_success, decode_json, decode_page
 
 TOTAL, PAGE, LATENCY = 55_000, 5_000, 0.100
 
