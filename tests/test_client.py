@@ -38,28 +38,14 @@ from convoso_async import (
 )
 
 from .conftest import BASE, TOKEN
+from .samples import REFERENCE_RECORD
 
 SEARCH_URL = f"{BASE}/callbacks/search"
 INSERT_URL = f"{BASE}/callbacks/insert"
 UPDATE_URL = f"{BASE}/callbacks/update"
 DELETE_URL = f"{BASE}/callbacks/delete"
 
-RECORD = {
-    "id": "657",
-    "lead_id": "12345",
-    "list_id": "333",
-    "campaign_id": "111",
-    "status": "ACTIVE",
-    "created_at": "2026-03-03 10:00:00",
-    "callback_time": "2026-03-05 02:30 PM",
-    "modified_at": "2026-03-03 14:30:00",
-    "user": "Jane Smith",
-    "recipient": "system",
-    "comments": "Customer requested callback",
-    "stage": "PENDING",
-    "user_name": "jane.smith@company.com",
-    "campaign_name": "Sales Campaign",
-}
+RECORD = dict(REFERENCE_RECORD)
 PAGE = {"offset": 0, "limit": 20, "total": 1, "results": [RECORD]}
 WHEN = datetime(2026, 3, 5, 14, 30)
 

@@ -21,28 +21,15 @@ from convoso_async import (
 from convoso_async import _protocol as proto
 from convoso_async._converter import converter, parse_time
 
+from .samples import REFERENCE_RECORD
+
 # The response example of POST /callbacks/search, verbatim from the reference.
 DOCUMENTED_PAGE: dict[str, Any] = {
     "offset": 0,
     "limit": 20,
     "total": 150,
     "results": [
-        {
-            "id": "657",
-            "lead_id": "12345",
-            "list_id": "333",
-            "campaign_id": "111",
-            "status": "ACTIVE",
-            "created_at": "2026-03-03 10:00:00",
-            "callback_time": "2026-03-05 02:30 PM",
-            "modified_at": "2026-03-03 14:30:00",
-            "user": "Jane Smith",
-            "recipient": "system",
-            "comments": "Customer requested callback",
-            "stage": "PENDING",
-            "user_name": "jane.smith@company.com",
-            "campaign_name": "Sales Campaign",
-        },
+        dict(REFERENCE_RECORD),
         {
             "id": "658",
             "lead_id": "12346",

@@ -10,22 +10,9 @@ import pytest
 from convoso_async import Callback, Recipient, Stage
 from convoso_async._converter import _structure_callback, _structure_slow, structure_records
 
-DOCUMENTED = {
-    "id": "657",
-    "lead_id": "12345",
-    "list_id": "333",
-    "campaign_id": "111",
-    "status": "ACTIVE",
-    "created_at": "2026-03-03 10:00:00",
-    "callback_time": "2026-03-05 02:30 PM",
-    "modified_at": "2026-03-03 14:30:00",
-    "user": "Jane Smith",
-    "recipient": "system",
-    "comments": "Customer requested callback",
-    "stage": "PENDING",
-    "user_name": "jane.smith@company.com",
-    "campaign_name": "Sales Campaign",
-}
+from .samples import REFERENCE_RECORD
+
+DOCUMENTED = REFERENCE_RECORD
 
 
 def test_fast_and_slow_paths_agree_on_the_documented_record() -> None:

@@ -53,6 +53,7 @@ from convoso_async import cli as cli_module
 from convoso_async.testing import ConvosoEmulator, Faults
 
 from .conftest import BASE, TOKEN
+from .samples import API_FIELDS
 
 SEARCH_URL = f"{BASE}/callbacks/search"
 INSERT_URL = f"{BASE}/callbacks/insert"
@@ -317,22 +318,7 @@ def _json_values() -> st.SearchStrategy[Any]:
     )
 
 
-FIELDS = [
-    "id",
-    "lead_id",
-    "list_id",
-    "campaign_id",
-    "status",
-    "created_at",
-    "callback_time",
-    "modified_at",
-    "user",
-    "recipient",
-    "comments",
-    "stage",
-    "user_name",
-    "campaign_name",
-]
+FIELDS = list(API_FIELDS)
 
 
 def _bodies() -> st.SearchStrategy[Any]:
