@@ -208,3 +208,17 @@ async def test_the_cap_is_enforced_against_a_real_server() -> None:
     assert len(got) == 55_000
     assert all(int(r.form["offset"]) <= 50_000 for r in emu.requests)
     assert all(int(r.form["limit"]) <= 5_000 for r in emu.requests)
+
+
+async def test_an_unknown_lead_is_a_not_found_error(emu: ConvosoEmulator) -> None:
+    before = len(emu.store)
+    async with client_for(emu) as client:
+        with pytest.raises(NotFoundError) as info:
+            await client.callbacks.insert(
+                lead_id="0", recipient="system", callback_time="2026-03-05 02:30 PM",
+                callback_time_zone=-7,
+            )  # fmt: skip
+    assert info.value.code == 6001
+    assert "Lead not found" in info.value.message
+    assert len(emu.store) == before
+    assert len(emu.requests) == 1

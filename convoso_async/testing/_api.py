@@ -28,6 +28,9 @@ Validation rules the reference leaves open, as the emulator decides them:
   ``callback_time_zone``; update/delete: ``callback_id``. Missing -> 6023 naming them.
 * *Unknown callback.* A well-formed ``callback_id`` that is not (or no longer) in the store
   -> 6074 "Callback not found".
+* *Unknown lead.* The emulator keeps no lead table, so any well-formed ``lead_id`` exists,
+  except ``0``: inserting a callback for lead 0 answers 6001 "Lead not found" (the
+  reference's general error), so clients can test that path.
 
 Live dialect (``live=True``): the search page is wrapped as ``{"success": true, "data":
 {...}}`` with ``offset``/``limit``/``total`` as strings; error bodies carry the message
@@ -256,6 +259,8 @@ def _insert(fields: Mapping[str, str], store: CallbackStore, live: bool) -> dict
     assert lead_id is not None  # (required, so present: these asserts only narrow types)
     assert recipient is not None
     assert minute is not None
+    if lead_id == 0:
+        raise ApiError(6001, "Lead not found")
     callback_id = store.insert(
         lead_id=lead_id,
         recipient=recipient,
