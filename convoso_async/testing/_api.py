@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final
 
-from ._store import MINUTES_PER_DAY, NO_USER, STAGES, CallbackStore, Query
+from ._store import MINUTES_PER_DAY, NO_USER, RECIPIENTS, STAGES, CallbackStore, Query
 
 MAX_OFFSET: Final = 50_000
 MAX_LIMIT: Final = 5000
@@ -64,8 +64,8 @@ _TIME_ZONE = re.compile(r"([+-]?)([0-9]{1,2})(?:\.([0-9]{2}))?")
 _INT = re.compile(r"[+-]?[0-9]{1,9}")
 
 _STAGE_FILTER: Final = {name.lower(): code for code, name in enumerate(STAGES)} | {"pastdue": 1}
-_RECIPIENT_FILTER: Final = {"system": 0, "personal": 1, "useronly": 2}
-_RECIPIENT_WRITE: Final = {"system": 0, "personal": 1}
+_RECIPIENT_FILTER: Final = {name: code for code, name in enumerate(RECIPIENTS)}
+_RECIPIENT_WRITE: Final = {name: _RECIPIENT_FILTER[name] for name in ("system", "personal")}
 
 
 class ApiError(Exception):
