@@ -312,7 +312,6 @@ _INVALID_CODES: Final = frozenset(
 )
 _NOT_FOUND_CODES: Final = frozenset({6001, 6038, 6074})
 _AUTH_CODES: Final = frozenset({5001})
-_RETRY_STATUSES: Final = frozenset({500, 502, 503, 504})
 
 
 def decode_json(endpoint: str, body: bytes) -> Any:
@@ -351,11 +350,6 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return payload if isinstance(payload, dict) else None
-
-
-def is_retryable_status(status: int) -> bool:
-    """Statuses worth a second attempt: 429 and the transient 5xx."""
-    return status == 429 or status in _RETRY_STATUSES
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

@@ -775,15 +775,6 @@ def test_retry_after_seconds(value: str | None, seconds: float | None) -> None:
     assert proto.retry_after_seconds(value, NOW) == seconds
 
 
-@pytest.mark.parametrize(
-    ("status", "retryable"),
-    [(429, True), (500, True), (502, True), (503, True), (504, True)]
-    + [(s, False) for s in (200, 400, 401, 403, 404, 408, 501, 505)],
-)
-def test_is_retryable_status(status: int, retryable: bool) -> None:
-    assert proto.is_retryable_status(status) is retryable
-
-
 # --- decode_callback_id ------------------------------------------------------------------
 
 
