@@ -144,7 +144,25 @@ _fromisoformat: Final = datetime.fromisoformat
 
 
 def _structure_callback(record: Any, _: object = None) -> Callback:
-    """Build a Callback from one record dict; ``ValueError`` if it cannot be read.
+    """Build a Callback from one record dict; ``ValueError`` if it cannot be read."""
+    return _structure_fast(record, _fields_of)
+
+
+def _getter_for(record: object) -> Callable[[Any], tuple[Any, ...]]:
+    """An ``itemgetter`` of the documented fields, keyed by ``record``'s own key objects.
+
+    orjson hands every record of a page the same cached key strings. A lookup by the
+    identical object skips the string comparison a merely equal key costs, which is
+    about a twentieth of decoding a record.
+    """
+    if type(record) is not dict:
+        return _fields_of
+    own = {key: key for key in record}
+    return operator.itemgetter(*[own.get(name, name) for name in CALLBACK_FIELDS])
+
+
+def _structure_fast(record: Any, fields_of: Callable[[Any], tuple[Any, ...]]) -> Callback:
+    """The record hook's body, with the field getter to use.
 
     The common record carries exactly the documented fields as strings: for it, one
     C-level ``itemgetter`` call reads all fields, each value takes a type check or a
@@ -169,7 +187,7 @@ def _structure_callback(record: Any, _: object = None) -> Callback:
             stage,
             user_name,
             campaign_name,
-        ) = _fields_of(record)
+        ) = fields_of(record)
     except KeyError:
         return _structure_slow(record)
     if (
@@ -269,7 +287,10 @@ def structure_records(records: list[Any]) -> tuple[Callback, ...]:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return tuple([_structure_callback(record) for record in records])
+        if not records:
+            return ()
+        fields_of = _getter_for(records[0])
+        return tuple([_structure_fast(record, fields_of) for record in records])
     finally:
         if was_enabled:
             gc.enable()
