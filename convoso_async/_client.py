@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -24,7 +25,7 @@ from ._errors import ConvosoError
 from ._export import CallbackExport, ExportProgress, ExportWindow
 from ._models import CallbackPage, Recipient, Stage
 from ._pagination import CallbackSearch
-from ._retry import RetryBudget, RetryPolicy, call_with_retries
+from ._retry import RetryBudget, RetryPolicy, call_with_retries, is_retryable
 from ._transport import Transport
 
 logger = logging.getLogger("convoso_async")
@@ -155,9 +156,13 @@ class ConvosoClient:
         form: Mapping[str, str],
         *,
         idempotent: bool,
-        decode: Callable[[Mapping[str, Any]], T],
+        decode: Callable[[bytes], T],
     ) -> T:
-        """POST ``form`` to ``endpoint`` under the retry policy; return ``decode(payload)``."""
+        """POST ``form`` to ``endpoint`` under the retry policy; return ``decode(body)``.
+
+        ``decode`` gets the body of a 2xx answer and raises the typed error of one that
+        is not a success; it runs inside the retries, so a retryable error is retried.
+        """
 
         attempts = 0
 
@@ -174,8 +179,7 @@ class ConvosoClient:
             logger.debug("%s answered HTTP %d, %d bytes", endpoint, status, len(body))
             try:
                 proto.check_status(endpoint, status, headers, body, datetime.now(UTC))
-                payload = proto.check_success(endpoint, proto.decode_json(endpoint, body))
-                return decode(payload)
+                return decode(body)
             except ConvosoError as error:
                 self._transport.redact(error)  # before tenacity logs it or the caller sees it
                 raise
@@ -201,6 +205,52 @@ def _filters_from(arguments: Mapping[str, Any]) -> dict[str, Any]:
 def _loggable(form: Mapping[str, str]) -> str:
     # Forms never hold the token (the transport adds it), but comments are customer text.
     return " ".join(f"{k}={v}" for k, v in form.items() if k != "comments")
+
+
+class _LandedPage:
+    """A search answer as it arrived: HTTP status checked, body not parsed yet.
+
+    The paginator holds up to ``concurrency`` answers ahead of its consumer. Parsing each
+    on arrival would put milliseconds of CPU inside the request's task, where it holds
+    back the requests queued behind it, and would keep the page as JSON objects, about
+    five times the size of its bytes. So the walk opens a page when it reaches it. A body
+    that then proves unreadable in a way a retry can fix (not JSON, a transient error) is
+    fetched again, parsed inside the retry policy this time; any other error is raised.
+    """
+
+    __slots__ = ("_body", "_client", "_fetch_again", "_limit", "_offset")
+
+    def __init__(
+        self,
+        body: bytes,
+        *,
+        offset: int,
+        limit: int,
+        fetch_again: Callable[[], Awaitable[proto.PageBody]],
+        client: ConvosoClient,
+    ) -> None:
+        self._body = body
+        self._offset, self._limit = offset, limit
+        self._fetch_again = fetch_again
+        self._client = client
+
+    @property
+    def total_hint(self) -> int | None:
+        """``total`` if the body's head tells it without parsing (the documented shape)."""
+        return proto.peek_total(self._body)
+
+    async def open(self) -> proto.PageBody:
+        """Parse the page (once: the body is released)."""
+        body, self._body = self._body, b""
+        try:
+            return proto.parse_page(body, offset=self._offset, limit=self._limit)
+        except ConvosoError as error:
+            self._client._transport.redact(error)
+            if not is_retryable(error, idempotent=True):
+                raise
+            logger.warning("a search page could not be read (%s); fetching it again", error)
+            self._client.retries += 1
+            return await self._fetch_again()
 
 
 class Callbacks:
@@ -239,7 +289,23 @@ class Callbacks:
             proto.SEARCH,
             form,
             idempotent=True,
-            decode=lambda payload: proto.read_page(payload, offset=offset, limit=limit),
+            decode=partial(proto.parse_page, offset=offset, limit=limit),
+        )
+
+    async def _landed_page(self, filters: proto.Form, offset: int, limit: int) -> _LandedPage:
+        """A page for the paginator: its body as it arrived, parsed when the walk opens it."""
+        form = proto.page_form(filters, offset=offset, limit=limit)
+        return await self._client._call(
+            proto.SEARCH,
+            form,
+            idempotent=True,
+            decode=lambda body: _LandedPage(
+                body,
+                offset=offset,
+                limit=limit,
+                fetch_again=lambda: self._page(filters, offset, limit),
+                client=self._client,
+            ),
         )
 
     def search(
@@ -272,8 +338,8 @@ class Callbacks:
         # Validated now: a bad filter must fail at the call, not at the first iteration.
         filters = proto.filter_form(_filters_from(locals()))
 
-        def fetch(page_offset: int, limit: int) -> Awaitable[proto.PageBody]:
-            return self._page(filters, page_offset, limit)
+        def fetch(page_offset: int, limit: int) -> Awaitable[_LandedPage]:
+            return self._landed_page(filters, page_offset, limit)
 
         return CallbackSearch(
             fetch,
@@ -374,7 +440,9 @@ class Callbacks:
             proto.INSERT,
             form,
             idempotent=False,
-            decode=lambda payload: proto.decode_callback_id(proto.INSERT, payload, None),
+            decode=lambda body: proto.decode_callback_id(
+                proto.INSERT, proto.json_answer(proto.INSERT, body), None
+            ),
         )
 
     async def update(
@@ -406,12 +474,14 @@ class Callbacks:
             proto.UPDATE,
             form,
             idempotent=True,
-            decode=lambda payload: proto.decode_callback_id(
-                proto.UPDATE, payload, form["callback_id"]
+            decode=lambda body: proto.decode_callback_id(
+                proto.UPDATE, proto.json_answer(proto.UPDATE, body), form["callback_id"]
             ),
         )
 
     async def delete(self, callback_id: Id) -> None:
         """Delete a callback. A retried delete whose first attempt landed reports 6074."""
         form = proto.delete_form(callback_id)
-        await self._client._call(proto.DELETE, form, idempotent=True, decode=lambda payload: None)
+        await self._client._call(
+            proto.DELETE, form, idempotent=True, decode=partial(proto.json_answer, proto.DELETE)
+        )

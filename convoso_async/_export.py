@@ -475,8 +475,9 @@ class CallbackExport(CallbackStream):
             lead_id=self._fixed.get("lead_id"),
         )
         try:
-            async for page in search.pages():
-                await queue.put(page)
+            async with search:  # a cancelled walk closes its window before this task ends
+                async for page in search.pages():
+                    await queue.put(page)
         except Exception as exc:  # handed to the consumer, which raises it in order
             await queue.put(_Failed(exc))
             return

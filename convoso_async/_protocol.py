@@ -325,6 +325,11 @@ def decode_json(endpoint: str, body: bytes) -> Any:
         ) from None
 
 
+def json_answer(endpoint: str, body: bytes) -> Mapping[str, Any]:
+    """A 200 body as the JSON object of a successful answer, or the typed error it reports."""
+    return check_success(endpoint, decode_json(endpoint, body))
+
+
 def check_status(
     endpoint: str, status: int, headers: Mapping[str, str], body: bytes, now: datetime
 ) -> None:
@@ -479,6 +484,34 @@ def read_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> PageBod
         total=total,
         records=results,
     )
+
+
+def parse_page(body: bytes, *, offset: int, limit: int) -> PageBody:
+    """A ``callbacks/search`` body, parsed and checked, its records not decoded yet."""
+    return read_page(json_answer(SEARCH, body), offset=offset, limit=limit)
+
+
+#: The documented answer's head: ``{"offset": 0, "limit": 20, "total": 150, "results": …``.
+#: Anchored at the first brace, with only the two counters allowed before ``total``, so what
+#: it finds is the top-level ``total`` and never a key inside a record.
+_LEADING_TOTAL: Final = re.compile(
+    rb'\s*\{\s*(?:"(?:offset|limit)"\s*:\s*"?\d+"?\s*,\s*)*"total"\s*:\s*"?(\d{1,10})"?\s*[,}]'
+)
+
+
+def peek_total(body: bytes) -> int | None:
+    """``total`` read off the head of a search body without parsing it, or ``None``.
+
+    Parsing a 5000-record page takes milliseconds; the paginator only needs ``total`` to
+    send its next requests, so it peeks first and parses after they are on their way.
+    A body shaped otherwise (an envelope, another key order, not JSON) gives ``None``, and
+    the caller parses. The parse stays the authority: a body that peeks one total and
+    parses to another is treated as a total that changed.
+    """
+    match = _LEADING_TOTAL.match(body)
+    if match is None or int(match[1]) > _ABSURD_TOTAL:
+        return None  # let the parse say what is wrong with it
+    return int(match[1])
 
 
 def decode_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> CallbackPage:

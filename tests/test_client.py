@@ -400,6 +400,66 @@ async def test_wrong_page_shape_is_malformed_and_not_retried(
     assert count(mock_api) == 1
 
 
+# --- search(): pages parsed when the walk reaches them -----------------------------------
+
+
+def page_of(offset: int, total: int, ids: list[str]) -> dict[str, object]:
+    return {
+        "offset": offset,
+        "limit": 2,
+        "total": total,
+        "results": [{**RECORD, "id": i} for i in ids],
+    }
+
+
+async def test_a_page_found_unreadable_when_reached_is_fetched_again(
+    mock_api: aioresponses, fast_retry: RetryPolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    mock_api.post(SEARCH_URL, payload=page_of(0, 4, ["1", "2"]))
+    mock_api.post(SEARCH_URL, body=b"<html>502 Bad Gateway</html>")  # a 200 that is not JSON
+    mock_api.post(SEARCH_URL, payload=page_of(2, 4, ["3", "4"]))
+    async with make_client(fast_retry) as client:
+        with caplog.at_level(logging.WARNING, logger="convoso_async"):
+            got = await client.callbacks.search(page_size=2, concurrency=1).collect()
+        retries = client.retries
+    assert [c.id for c in got] == ["1", "2", "3", "4"]
+    assert [form["offset"] for _, form in sent(mock_api)] == ["0", "2", "2"]
+    assert retries == 1
+    assert any("fetching it again" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_page_found_to_be_an_api_error_when_reached_raises_it_unretried(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    mock_api.post(SEARCH_URL, payload=page_of(0, 4, ["1", "2"]))
+    mock_api.post(SEARCH_URL, payload={"success": False, "code": 6026, "text": "Invalid"})
+    async with make_client(fast_retry) as client:
+        pager = client.callbacks.search(page_size=2, concurrency=1)
+        got: list[Callback] = []
+
+        async def consume() -> None:
+            async for callback in pager:
+                got.append(callback)
+
+        with pytest.raises(InvalidParameterError):
+            await consume()
+    assert [c.id for c in got] == ["1", "2"]
+    assert pager.next_offset == 2
+    assert count(mock_api) == 2
+
+
+async def test_the_token_echoed_in_a_page_error_is_redacted(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    mock_api.post(SEARCH_URL, payload=page_of(0, 4, ["1", "2"]))
+    mock_api.post(SEARCH_URL, payload={"success": False, "error": f"bad token {TOKEN}"})
+    async with make_client(fast_retry) as client:
+        with pytest.raises(ConvosoError) as info:
+            await client.callbacks.search(page_size=2, concurrency=1).collect()
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in repr(info.value.args)
+
+
 # --- retry rules -------------------------------------------------------------------------
 
 

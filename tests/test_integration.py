@@ -188,6 +188,23 @@ async def test_a_paginated_walk_survives_faults_without_loss_or_repeat(
     assert sorted(got) == sorted(emu.store.ids())
 
 
+async def test_a_page_whose_json_was_cut_is_fetched_again_when_the_walk_reaches_it(
+    emu: ConvosoEmulator,
+) -> None:
+    """The body arrives whole at the HTTP level, so the request looks done; the walk finds
+    the JSON cut when it parses the page, and fetches that one page again."""
+    async with client_for(emu) as client:
+        clean = [c.id async for c in client.callbacks.search(page_size=100, concurrency=1)]
+        emu.reset_stats()
+        emu.script([None, "truncated_json"])
+        got = [c.id async for c in client.callbacks.search(page_size=100, concurrency=1)]
+        assert client.retries == 1
+    assert got == clean
+    offsets = [r.form["offset"] for r in emu.requests]
+    assert offsets[:3] == ["0", "100", "100"]
+    assert len(offsets) == len(emu.store) // 100 + 1
+
+
 async def test_requests_in_flight_never_exceed_max_concurrency(emu: ConvosoEmulator) -> None:
     emu.faults = Faults(latency=0.02)
     async with client_for(emu, max_concurrency=3) as client:

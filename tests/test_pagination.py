@@ -14,15 +14,25 @@ import pytest
 
 from convoso_async import Callback, CallbackPage, CallbackSearch, PaginationLimitError
 from convoso_async._errors import TransportError
-from convoso_async._pagination import PageRequest, plan_request
+from convoso_async._pagination import DECODE_SLICE, PageRequest, plan_request
 
 
 class Raw:
-    """What a fetch hands the walk: counters now, records on ``decode()``."""
+    """What a fetch hands the walk: a landed page that opens to itself, whose counters
+    are read at once and records on ``decode()``."""
 
-    def __init__(self, page: CallbackPage) -> None:
+    def __init__(
+        self, page: CallbackPage, *, hint: bool = True, on_open: Callable[[], None] | None = None
+    ) -> None:
         self.page = page
         self.offset, self.limit, self.total = page.offset, page.limit, page.total
+        self.total_hint = page.total if hint else None
+        self._on_open = on_open
+
+    async def open(self) -> Raw:
+        if self._on_open is not None:
+            self._on_open()
+        return self
 
     def __len__(self) -> int:
         return len(self.page.results)
@@ -34,9 +44,12 @@ class Raw:
 class PageSource:
     """A fake ``callbacks/search`` over ``records``, observable and steerable."""
 
-    def __init__(self, total: int, *, gated: bool = False) -> None:
+    def __init__(self, total: int, *, gated: bool = False, hint: bool = True) -> None:
         self.records = [Callback(id=str(i)) for i in range(total)]
+        self.hint = hint
         self.requests: list[tuple[int, int]] = []
+        #: ("request", offset) and ("open", offset), in the order they happened.
+        self.events: list[tuple[str, int]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.cancelled = 0
@@ -47,8 +60,16 @@ class PageSource:
 
     async def until_requests(self, count: int) -> None:
         """Wait until ``count`` requests have arrived (no polling, no sleeping)."""
+        await self.until(lambda: len(self.requests) >= count)
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds; checked whenever a request arrives or ends."""
         async with self._arrivals:
-            await self._arrivals.wait_for(lambda: len(self.requests) >= count)
+            await self._arrivals.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._arrivals:
+            self._arrivals.notify_all()
 
     def gate(self, offset: int) -> asyncio.Event:
         assert self.gates is not None
@@ -56,8 +77,8 @@ class PageSource:
 
     async def fetch(self, offset: int, limit: int) -> Raw:
         self.requests.append((offset, limit))
-        async with self._arrivals:
-            self._arrivals.notify_all()
+        self.events.append(("request", offset))
+        await self._notify()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -75,7 +96,9 @@ class PageSource:
                     limit=limit,
                     total=len(self.records),
                     results=tuple(self.records[offset : offset + limit]),
-                )
+                ),
+                hint=self.hint,
+                on_open=lambda: self.events.append(("open", offset)),
             )
         except asyncio.CancelledError:
             self.cancelled += 1
@@ -314,6 +337,52 @@ async def test_pages_view_yields_pages_in_order() -> None:
     pages = [page async for page in pager.pages()]
     assert [(p.offset, len(p.results)) for p in pages] == [(0, 10), (10, 10), (20, 5)]
     assert pager.next_offset == 25
+
+
+async def test_pages_view_returns_whole_pages_that_span_several_decode_slices() -> None:
+    page_size = 2 * DECODE_SLICE + 100  # each page is decoded in three slices
+    source = PageSource(2 * page_size + 7)
+    pages = [page async for page in CallbackSearch(source.fetch, page_size=page_size).pages()]
+    assert [(p.offset, len(p.results)) for p in pages] == [
+        (0, page_size),
+        (page_size, page_size),
+        (2 * page_size, 7),
+    ]
+    assert ids([c for p in pages for c in p.results]) == list(range(2 * page_size + 7))
+
+
+async def test_max_items_mid_slice_ends_the_pages_view_there() -> None:
+    source = PageSource(5000)
+    wanted = DECODE_SLICE + DECODE_SLICE // 2
+    pager = CallbackSearch(source.fetch, page_size=5000, max_items=wanted)
+    pages = [page async for page in pager.pages()]
+    assert [len(p.results) for p in pages] == [wanted]
+    assert pager.next_offset == wanted
+
+
+async def test_the_next_requests_leave_before_the_first_page_is_parsed() -> None:
+    source = PageSource(30)  # its pages tell their total without parsing
+    await CallbackSearch(source.fetch, page_size=10, concurrency=2).collect()
+    assert source.events[:4] == [("request", 0), ("request", 10), ("request", 20), ("open", 0)]
+
+
+async def test_without_a_total_hint_the_first_page_is_parsed_before_the_next_requests() -> None:
+    source = PageSource(30, hint=False)
+    got = await CallbackSearch(source.fetch, page_size=10, concurrency=2).collect()
+    assert source.events[:3] == [("request", 0), ("open", 0), ("request", 10)]
+    assert ids(got) == list(range(30))
+
+
+async def test_async_with_closes_the_walk_before_the_block_ends() -> None:
+    source = PageSource(100, gated=True)
+    async with CallbackSearch(source.fetch, page_size=10, concurrency=4) as pager:
+        async for callback in pager:
+            if callback.id == "3":
+                break
+    # No loop turn in between: the block itself cancelled and awaited the requests.
+    assert source.cancelled == 4
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
 async def test_iterated_once_and_not_awaitable() -> None:

@@ -5,10 +5,13 @@ Pure functions, tested without a network on the bodies the reference documents.
 
 from __future__ import annotations
 
+import json
 import pickle
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convoso_async import (
     AuthenticationError,
@@ -25,6 +28,8 @@ from convoso_async import (
     TransportError,
 )
 from convoso_async import _protocol as proto
+
+from .samples import REFERENCE_RECORD
 
 NOW = datetime(2026, 3, 5, 12, 0, 0, tzinfo=UTC)
 
@@ -679,6 +684,76 @@ def test_decode_json_of_non_json_is_malformed_and_retryable(body: bytes, kind: s
         proto.decode_json(proto.INSERT, body)
     assert info.value.retryable is True
     assert info.value.endpoint == "callbacks/insert"
+
+
+# --- parse_page / peek_total ------------------------------------------------------------
+
+#: The reference's example answer, pretty-printed as the vendor's page shows it.
+REFERENCE_PAGE = {"offset": 0, "limit": 20, "total": 150, "results": [dict(REFERENCE_RECORD)]}
+
+
+def test_parse_page_reads_the_counters_and_keeps_records_for_later() -> None:
+    body = json.dumps(REFERENCE_PAGE, indent=2).encode()
+    page = proto.parse_page(body, offset=0, limit=20)
+    assert (page.offset, page.limit, page.total, len(page)) == (0, 20, 150, 1)
+    assert page.decode()[0].id == "657"
+
+
+def test_parse_page_raises_the_typed_error_of_a_failure_answer() -> None:
+    body = b'{"success": false, "code": 6026, "text": "Invalid campaign ID"}'
+    with pytest.raises(InvalidParameterError):
+        proto.parse_page(body, offset=0, limit=20)
+
+
+@pytest.mark.parametrize(
+    ("body", "total"),
+    [
+        (json.dumps(REFERENCE_PAGE, indent=2).encode(), 150),
+        (json.dumps(REFERENCE_PAGE, separators=(",", ":")).encode(), 150),
+        (b'{"total": "7", "results": []}', 7),
+        (b'{"limit": 5, "offset": 10, "total": 0}', 0),
+    ],
+)
+def test_peek_total_reads_a_leading_total_as_the_parse_would(body: bytes, total: int) -> None:
+    assert proto.peek_total(body) == total
+    assert proto.parse_page(body, offset=0, limit=20).total == total
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"results": [{"id": "1", "total": 5}], "total": 1}',  # the records come first
+        b'{"data": {"offset": 0, "total": 3, "results": []}}',  # an envelope
+        b'{"success": false, "total": 3}',
+        b'{"total": -1, "results": []}',
+        b'{"total": 1e3, "results": []}',
+        b'{"total": 9999999999, "results": []}',  # not believable: the parse will say so
+        b"<html>502</html>",
+        b"",
+    ],
+)
+def test_peek_total_declines_any_other_shape(body: bytes) -> None:
+    assert proto.peek_total(body) is None
+
+
+_COUNTER = st.one_of(st.integers(0, 10**9), st.integers(0, 10**9).map(str))
+
+
+@settings(derandomize=True, max_examples=300)
+@given(
+    counters=st.fixed_dictionaries({"offset": _COUNTER, "limit": _COUNTER, "total": _COUNTER}),
+    order=st.permutations(["offset", "limit", "total", "results"]),
+    record=st.dictionaries(st.sampled_from(["id", "total", "offset"]), _COUNTER),
+)
+def test_peek_total_never_disagrees_with_the_parse(
+    counters: dict[str, object], order: list[str], record: dict[str, object]
+) -> None:
+    answer = {**counters, "results": [record]}
+    body = json.dumps({key: answer[key] for key in order}).encode()
+    peeked = proto.peek_total(body)
+    assert peeked is None or peeked == int(str(counters["total"]))
+    if order.index("total") < order.index("results"):
+        assert peeked is not None  # a total ahead of the records is always found
 
 
 # --- check_status ------------------------------------------------------------------------
