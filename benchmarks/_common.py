@@ -123,15 +123,24 @@ def _wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"benchmark server on port {port} did not start")
 
 
-async def median_seconds(run: Callable[[], Awaitable[Any]], repeats: int) -> float:
-    """Median wall time of ``repeats`` runs of ``run`` (after one warm-up run)."""
-    await run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+async def interleaved_rounds(
+    runs: dict[str, Callable[[], Awaitable[Any]]], repeats: int
+) -> dict[str, list[float]]:
+    """Wall seconds of each coroutine over ``repeats`` rounds that run every one in turn.
+
+    One warm-up round first. This machine drifts between fast and slow spells that last
+    seconds; rounds put every contender in every spell, and a ratio taken within one
+    round compares runs made under the same conditions.
+    """
+    for run in runs.values():
         await run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            await run()
+            times[name].append(time.perf_counter() - started)
+    return times
 
 
 def row(label: str, value: str, ratio: str = "") -> None:
