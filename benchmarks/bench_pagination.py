@@ -1,9 +1,10 @@
 """Pagination: 55,000 records in pages of 5000 behind 100 ms of server latency.
 
 Baseline: a hand-written sequential aiohttp loop doing only ``json.loads``. Then
-``client.callbacks.search()`` at concurrency 1 and 8 (typed records). The ideal at
-concurrency 8 is three round trips (the first page alone, then 8, then 2) plus the
-time to decode 55,000 records; the report gives the ratio to that ideal.
+``client.callbacks.search()`` at concurrency 1 and 8 (typed records), the three run in
+interleaved rounds. The ideal at concurrency 8 is three round trips (the first page
+alone, then 8, then 2) plus the time to decode 55,000 records; the report gives the ratio
+to that ideal, and the speedup over the loop in each round.
 
     nox -s bench -- or --  python benchmarks/bench_pagination.py [--repeats 5]
 """
