@@ -319,9 +319,11 @@ class CallbackSearch(CallbackStream):
             stop = min(first + DECODE_SLICE, page_end)
             records = page.decode(first - request.offset, stop - request.offset)
             results, positions, end = tally.take(records, first)
-            if self.max_items is not None:
-                # Records dropped as duplicates do not count against max_items.
-                self._end = min(self._end, tally.start + self.max_items + tally.dropped)
+            if self.max_items is not None and self.total is not None:
+                # Records dropped as duplicates do not count against max_items: reach as
+                # many further, within the total and the caps.
+                wanted = tally.start + self.max_items + tally.dropped
+                self._end = min(self.total, REACHABLE, wanted)
             last = tally.enough or stop == page_end
             yield _Chunk(results, positions, end, page, page_start, last)
             if last:

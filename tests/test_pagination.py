@@ -47,6 +47,8 @@ class PageSource:
     def __init__(self, total: int, *, gated: bool = False, hint: bool = True) -> None:
         self.records = [Callback(id=str(i)) for i in range(total)]
         self.hint = hint
+        #: Answer this many records more than asked (a server that ignores ``limit``).
+        self.extra = 0
         self.requests: list[tuple[int, int]] = []
         #: ("request", offset) and ("open", offset), in the order they happened.
         self.events: list[tuple[str, int]] = []
@@ -95,7 +97,7 @@ class PageSource:
                     offset=offset,
                     limit=limit,
                     total=len(self.records),
-                    results=tuple(self.records[offset : offset + limit]),
+                    results=tuple(self.records[offset : offset + limit + self.extra]),
                 ),
                 hint=self.hint,
                 on_open=lambda: self.events.append(("open", offset)),
@@ -160,6 +162,58 @@ async def test_max_items_smaller_than_a_page_asks_only_for_that_many() -> None:
     got = await CallbackSearch(source.fetch, page_size=50, max_items=7).collect()
     assert ids(got) == list(range(7))
     assert source.requests == [(0, 7)]
+
+
+async def test_max_items_counts_only_records_yielded_when_duplicates_are_dropped() -> None:
+    source = PageSource(30)
+
+    def insert_at_front(offset: int) -> None:
+        if offset == 10 and len(source.records) == 30:
+            source.records.insert(0, Callback(id="new"))  # page 2 now repeats record 9
+
+    source.before_answer = insert_at_front
+    got = await CallbackSearch(source.fetch, page_size=10, max_items=15, concurrency=1).collect()
+    assert ids(got) == list(range(15))  # fifteen records, the repeat not among them
+    assert source.requests == [(0, 10), (10, 5), (15, 1)]
+
+
+async def test_max_items_holds_when_the_server_sends_more_than_asked() -> None:
+    source = PageSource(100)
+    source.extra = 3
+    pager = CallbackSearch(source.fetch, page_size=10, max_items=25, concurrency=2)
+    got = await pager.collect()
+    assert ids(got) == list(range(25))
+    assert pager.next_offset == 25
+
+
+async def test_an_id_twice_within_one_page_is_yielded_once() -> None:
+    source = PageSource(20)
+    source.records[5] = Callback(id="4")
+    got = await CallbackSearch(source.fetch, page_size=10).collect()
+    assert [c.id for c in got] == [str(i) for i in range(20) if i != 5]
+
+
+async def test_pages_view_skips_a_page_with_nothing_new() -> None:
+    source = PageSource(30)
+
+    def insert_ten_at_front(offset: int) -> None:
+        if offset == 10 and len(source.records) == 30:
+            # Page 2 now holds exactly the records page 1 already yielded.
+            source.records[:0] = [Callback(id=f"new{i}") for i in range(10)]
+
+    source.before_answer = insert_ten_at_front
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=1)
+    pages = [page async for page in pager.pages()]
+    assert [(p.offset, len(p.results)) for p in pages] == [(0, 10), (20, 10), (30, 10)]
+    assert len({c.id for p in pages for c in p.results}) == 30
+
+
+async def test_async_with_on_a_search_never_iterated_sends_nothing() -> None:
+    source = PageSource(10)
+    async with CallbackSearch(source.fetch) as pager:
+        assert "next_offset=0" in repr(pager)
+        assert "total=None" in repr(pager)
+    assert source.requests == []
 
 
 async def test_max_items_zero_sends_nothing() -> None:
