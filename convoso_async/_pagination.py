@@ -282,10 +282,13 @@ class CallbackSearch(CallbackStream):
         request = PageRequest(start, min(self.page_size, self.max_items or self.page_size))
         landed = await self._fetch_planned(request)
         # The next requests need only the total: peek it, and parse once they have left.
-        page = None if landed.total_hint is not None else await landed.open()
-        self.total = landed.total_hint if page is None else page.total
-        assert self.total is not None
-        self._end = self._planned_end(start, self.total)  # may raise before any yield
+        total = landed.total_hint
+        page: RawPage | None = None
+        if total is None:
+            page = await landed.open()
+            total = page.total
+        self.total = total
+        self._end = self._planned_end(start, total)  # may raise before any yield
         self._cursor = request.end
         window = _Window(self._fetch_planned, self._plan_next, self.concurrency)
         window.fill()
