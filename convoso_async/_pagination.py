@@ -298,7 +298,7 @@ class CallbackSearch(CallbackStream):
                 await _let_requests_leave()
                 page = await landed.open()
             while True:
-                self._follow_total(page.total, start)
+                self._follow_total(page.total, tally)
                 for chunk in self._slices(page, request, tally):
                     yield chunk
                     await asyncio.sleep(0)  # let the network move before the next slice
@@ -321,19 +321,19 @@ class CallbackSearch(CallbackStream):
         for first in range(page_start, page_end, DECODE_SLICE):
             stop = min(first + DECODE_SLICE, page_end)
             records = page.decode(first - request.offset, stop - request.offset)
+            dropped = tally.dropped
             results, positions, end = tally.take(records, first)
-            if self.max_items is not None and self.total is not None:
-                # Records dropped as duplicates do not count against max_items: reach as
-                # many further, within the total and the caps.
-                wanted = tally.start + self.max_items + tally.dropped
-                self._end = min(self.total, REACHABLE, wanted)
+            if tally.dropped != dropped and self.total is not None:
+                self._end = self._planned_end(
+                    tally.start, self.total, dropped=tally.dropped, initial=False
+                )
             last = tally.enough or stop == page_end
             yield _Chunk(results, positions, end, page, page_start, last)
             if last:
                 return
         yield _Chunk((), (), page_end, page, page_start, last=True)  # nothing past the skip
 
-    def _follow_total(self, total: int, start: int) -> None:
+    def _follow_total(self, total: int, tally: _Tally) -> None:
         """Note a total that changed during the walk (records added or removed)."""
         if total == self.total:
             return
@@ -344,7 +344,7 @@ class CallbackSearch(CallbackStream):
             total,
         )
         self.total = total
-        self._end = self._planned_end(start, total, initial=False)
+        self._end = self._planned_end(tally.start, total, dropped=tally.dropped, initial=False)
 
     async def _fetch_planned(self, request: PageRequest) -> LandedPage:
         body = await self._fetch(request.offset, request.limit)
@@ -357,9 +357,17 @@ class CallbackSearch(CallbackStream):
             self._cursor = request.end
         return request
 
-    def _planned_end(self, start: int, total: int, *, initial: bool = True) -> int:
-        """Where the walk stops; raises if the caps hide records the caller wants."""
-        wanted = total if self.max_items is None else min(total, start + self.max_items)
+    def _planned_end(
+        self, start: int, total: int, *, dropped: int = 0, initial: bool = True
+    ) -> int:
+        """Where the walk stops; raises if the caps hide records the caller wants.
+
+        ``dropped`` duplicates do not count against ``max_items``: the walk reaches as
+        many records further.
+        """
+        wanted = total
+        if self.max_items is not None:
+            wanted = min(total, start + self.max_items + dropped)
         if wanted <= REACHABLE:
             return wanted
         if initial and not self.truncate:
