@@ -283,30 +283,29 @@ class Callbacks:
         filters = proto.filter_form(_filters_from(locals()))
         return (await self._page(filters, offset, limit)).page()
 
-    async def _page(self, filters: proto.Form, offset: int, limit: int) -> proto.PageBody:
+    async def _search(
+        self, filters: proto.Form, offset: int, limit: int, decode: Callable[[bytes], T]
+    ) -> T:
         form = proto.page_form(filters, offset=offset, limit=limit)
-        return await self._client._call(
-            proto.SEARCH,
-            form,
-            idempotent=True,
-            decode=partial(proto.parse_page, offset=offset, limit=limit),
-        )
+        return await self._client._call(proto.SEARCH, form, idempotent=True, decode=decode)
+
+    async def _page(self, filters: proto.Form, offset: int, limit: int) -> proto.PageBody:
+        decode = partial(proto.parse_page, offset=offset, limit=limit)
+        return await self._search(filters, offset, limit, decode)
 
     async def _landed_page(self, filters: proto.Form, offset: int, limit: int) -> _LandedPage:
         """A page for the paginator: its body as it arrived, parsed when the walk opens it."""
-        form = proto.page_form(filters, offset=offset, limit=limit)
-        return await self._client._call(
-            proto.SEARCH,
-            form,
-            idempotent=True,
-            decode=lambda body: _LandedPage(
+
+        def landed(body: bytes) -> _LandedPage:
+            return _LandedPage(
                 body,
                 offset=offset,
                 limit=limit,
                 fetch_again=lambda: self._page(filters, offset, limit),
                 client=self._client,
-            ),
-        )
+            )
+
+        return await self._search(filters, offset, limit, landed)
 
     def search(
         self,
