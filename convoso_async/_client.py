@@ -439,9 +439,7 @@ class Callbacks:
             proto.INSERT,
             form,
             idempotent=False,
-            decode=lambda body: proto.decode_callback_id(
-                proto.INSERT, proto.json_answer(proto.INSERT, body), None
-            ),
+            decode=partial(proto.callback_id_answer, proto.INSERT),
         )
 
     async def update(
@@ -473,9 +471,7 @@ class Callbacks:
             proto.UPDATE,
             form,
             idempotent=True,
-            decode=lambda body: proto.decode_callback_id(
-                proto.UPDATE, proto.json_answer(proto.UPDATE, body), form["callback_id"]
-            ),
+            decode=partial(proto.callback_id_answer, proto.UPDATE, fallback=form["callback_id"]),
         )
 
     async def delete(self, callback_id: Id) -> None:

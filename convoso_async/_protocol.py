@@ -550,3 +550,8 @@ def decode_callback_id(endpoint: str, payload: Mapping[str, Any], fallback: str 
     if fallback is not None:
         return fallback
     raise MalformedResponseError("the answer carries no callback_id", endpoint=endpoint)
+
+
+def callback_id_answer(endpoint: str, body: bytes, fallback: str | None = None) -> str:
+    """An insert or update body as the callback id it answered with, or its typed error."""
+    return decode_callback_id(endpoint, json_answer(endpoint, body), fallback)

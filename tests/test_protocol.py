@@ -868,6 +868,16 @@ def test_decode_callback_id_finds_the_id(payload: dict[str, object]) -> None:
     assert proto.decode_callback_id(proto.INSERT, payload, None) == "657"
 
 
+def test_callback_id_answer_reads_a_body() -> None:
+    body = b'{"success": true, "data": {"callback_id": 657}}'
+    assert proto.callback_id_answer(proto.INSERT, body) == "657"
+    assert proto.callback_id_answer(proto.UPDATE, b'{"success": true}', "9999") == "9999"
+    with pytest.raises(NotFoundError):
+        proto.callback_id_answer(proto.INSERT, b'{"success": false, "code": 6001}')
+    with pytest.raises(MalformedResponseError):
+        proto.callback_id_answer(proto.INSERT, b'{"success": true}')
+
+
 def test_decode_callback_id_uses_the_fallback_for_update() -> None:
     assert proto.decode_callback_id(proto.UPDATE, {"success": True}, "9999") == "9999"
 
