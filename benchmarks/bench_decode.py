@@ -331,12 +331,14 @@ def breakdown(bodies: list[bytes], repeats: int, medians: dict[str, float]) -> N
         for cols in pages:
             list(map(Callback, *cols, repeat(_EMPTY)))
 
+    vendor_times = [record["callback_time"] for record in records[:PAGE]]
+
     def uncached_strptime() -> None:
-        for value in pages[0][CALLBACK_FIELDS.index("callback_time")]:
+        for value in vendor_times:
             datetime.strptime(value, VENDOR)
 
     def uncached_parse() -> None:
-        for value in pages[0][CALLBACK_FIELDS.index("callback_time")]:
+        for value in vendor_times:
             _converter._parse_time_text(value)
 
     steps = {
