@@ -396,8 +396,6 @@ def structure_records(records: list[Any]) -> tuple[Callback, ...]:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        if len(records) <= _COLUMN_CHUNK:
-            return _structure_chunk(records) if records else ()
         pieces = range(0, len(records), _COLUMN_CHUNK)
         return tuple(
             chain.from_iterable(
