@@ -1,8 +1,12 @@
-"""Recorded sample bodies shared by the unit tests: the vendor reference's own example."""
+"""Recorded sample bodies shared by the unit tests: the vendor reference's own example;
+and ``drain``, which the tests use to iterate a stream of callbacks."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from types import MappingProxyType
+
+from convoso_async import Callback
 
 #: The first record of the reference page's example response, as the vendor documents it.
 REFERENCE_RECORD = MappingProxyType(
@@ -26,3 +30,10 @@ REFERENCE_RECORD = MappingProxyType(
 
 #: The documented record fields, in the reference's order.
 API_FIELDS: tuple[str, ...] = tuple(REFERENCE_RECORD)
+
+
+async def drain(stream: AsyncIterable[Callback], into: list[str] | None = None) -> None:
+    """Iterate to the end (or the first error), keeping the ids in ``into``."""
+    async for callback in stream:
+        if into is not None:
+            into.append(callback.id)

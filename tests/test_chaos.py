@@ -33,6 +33,8 @@ from convoso_async import cli as cli_module
 from convoso_async._export import ExportProgress
 from convoso_async.testing import ConvosoEmulator, Faults
 
+from .samples import drain
+
 START, END = date(2026, 3, 1), date(2026, 3, 20)
 SEARCH_FAULTS = ["status_429", "status_500", "status_502", "status_503", "status_504",
                  "reset", "cut_body", "truncated_json"]  # fmt: skip
@@ -73,11 +75,6 @@ def store_60k() -> ConvosoEmulator:
 @pytest.fixture
 def store_3k() -> ConvosoEmulator:
     return ConvosoEmulator(3_000, seed=7, start_date=START, days=20)
-
-
-async def drain(export: CallbackExport, into: list[str]) -> None:
-    async for callback in export:
-        into.append(callback.id)
 
 
 def listing(folder: Path) -> list[str]:

@@ -38,7 +38,7 @@ from convoso_async import (
 )
 
 from .conftest import BASE, TOKEN
-from .samples import REFERENCE_RECORD
+from .samples import REFERENCE_RECORD, drain
 
 SEARCH_URL = f"{BASE}/callbacks/search"
 INSERT_URL = f"{BASE}/callbacks/insert"
@@ -435,15 +435,10 @@ async def test_a_page_found_to_be_an_api_error_when_reached_raises_it_unretried(
     mock_api.post(SEARCH_URL, payload={"success": False, "code": 6026, "text": "Invalid"})
     async with make_client(fast_retry) as client:
         pager = client.callbacks.search(page_size=2, concurrency=1)
-        got: list[Callback] = []
-
-        async def consume() -> None:
-            async for callback in pager:
-                got.append(callback)
-
+        got: list[str] = []
         with pytest.raises(InvalidParameterError):
-            await consume()
-    assert [c.id for c in got] == ["1", "2"]
+            await drain(pager, got)
+    assert got == ["1", "2"]
     assert pager.next_offset == 2
     assert count(mock_api) == 2
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from convoso_async import Callback, ConvosoClient, PaginationLimitError, RetryPolicy, ServerError
+from convoso_async import ConvosoClient, PaginationLimitError, RetryPolicy, ServerError
 from convoso_async import _export as export_mod
 from convoso_async._export import ExportProgress, ExportWindow, _SeenIds
 from convoso_async._protocol import REACHABLE
 from convoso_async.testing import ConvosoEmulator, Faults
+
+from .samples import drain
 
 START, END = date(2026, 3, 1), date(2026, 3, 30)
 HOT = date(2026, 3, 10)
@@ -45,13 +46,6 @@ def small() -> ConvosoEmulator:
 
 def client_for(emu: ConvosoEmulator, **kwargs: Any) -> ConvosoClient:
     return ConvosoClient(emu.auth_token, base_url=emu.base_url, **kwargs)
-
-
-async def drain(export: AsyncIterable[Callback], into: list[str] | None = None) -> None:
-    """Iterate to the end (or the first error), keeping the ids in ``into``."""
-    async for callback in export:
-        if into is not None:
-            into.append(callback.id)
 
 
 def read_json(path: Path) -> Any:

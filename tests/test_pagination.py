@@ -16,6 +16,8 @@ from convoso_async import Callback, CallbackPage, CallbackSearch, PaginationLimi
 from convoso_async._errors import TransportError
 from convoso_async._pagination import DECODE_SLICE, PageRequest, plan_request
 
+from .samples import drain
+
 
 class Raw:
     """What a fetch hands the walk: a landed page that opens to itself, whose counters
@@ -348,17 +350,12 @@ async def test_an_error_surfaces_and_next_offset_resumes_without_loss_or_repeat(
     source = PageSource(50)
     source.fail_at[30] = TransportError("reset", endpoint="callbacks/search")
     pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
-    first: list[Callback] = []
-
-    async def consume() -> None:
-        async for callback in pager:
-            first.append(callback)
-
+    first: list[str] = []
     with pytest.raises(TransportError):
-        await consume()
+        await drain(pager, first)
     assert pager.next_offset == 30
     rest = await CallbackSearch(source.fetch, page_size=10, offset=pager.next_offset).collect()
-    assert ids(first + rest) == list(range(50))
+    assert [int(i) for i in first] + ids(rest) == list(range(50))
 
 
 async def test_next_offset_after_break_mid_page() -> None:
