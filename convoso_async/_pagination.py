@@ -298,7 +298,7 @@ class CallbackSearch(CallbackStream):
                 await _let_requests_leave()
                 page = await landed.open()
             while True:
-                self._follow_total(page.total, tally)
+                self._replan(page.total, tally)
                 for chunk in self._slices(page, request, tally):
                     yield chunk
                     await asyncio.sleep(0)  # let the network move before the next slice
@@ -323,27 +323,25 @@ class CallbackSearch(CallbackStream):
             records = page.decode(first - request.offset, stop - request.offset)
             dropped = tally.dropped
             results, positions, end = tally.take(records, first)
-            if tally.dropped != dropped and self.total is not None:
-                self._end = self._planned_end(
-                    tally.start, self.total, dropped=tally.dropped, initial=False
-                )
+            if tally.dropped != dropped:
+                self._replan(page.total, tally)  # duplicates reach as many records further
             last = tally.enough or stop == page_end
             yield _Chunk(results, positions, end, page, page_start, last)
             if last:
                 return
         yield _Chunk((), (), page_end, page, page_start, last=True)  # nothing past the skip
 
-    def _follow_total(self, total: int, tally: _Tally) -> None:
-        """Note a total that changed during the walk (records added or removed)."""
-        if total == self.total:
-            return
-        logger.warning(
-            "search total changed from %s to %d during the walk: records were added or "
-            "removed, so later pages may have shifted",
-            self.total,
-            total,
-        )
-        self.total = total
+    def _replan(self, total: int, tally: _Tally) -> None:
+        """Move the walk's end to match a page's ``total`` and the duplicates dropped so
+        far, warning when the total changed during the walk (records added or removed)."""
+        if total != self.total:
+            logger.warning(
+                "search total changed from %s to %d during the walk: records were added or "
+                "removed, so later pages may have shifted",
+                self.total,
+                total,
+            )
+            self.total = total
         self._end = self._planned_end(tally.start, total, dropped=tally.dropped, initial=False)
 
     async def _fetch_planned(self, request: PageRequest) -> LandedPage:
