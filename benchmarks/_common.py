@@ -148,20 +148,20 @@ def row(label: str, value: str, ratio: str = "") -> None:
 
 
 def interleaved_medians(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median seconds of each run, measured in rounds that take every run in turn.
+    """Median seconds of each plain (not async) run, in :func:`interleaved_rounds`.
 
-    One warm-up round first. Interleaving spreads a noisy neighbour's bursts over every
-    contender instead of handing them all to whichever was being measured at the time.
+    Each run is wrapped in a coroutine that only calls it: microseconds against runs of
+    tens of milliseconds.
     """
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            started = time.perf_counter()
+
+    def wrapped(run: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
             run()
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
+
+        return call
+
+    rounds = interleaved_rounds({name: wrapped(run) for name, run in runs.items()}, repeats)
+    return {name: statistics.median(values) for name, values in asyncio.run(rounds).items()}
 
 
 class EmulatorProcess:
