@@ -13,10 +13,13 @@ import random
 import socket
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
+
+from convoso_async._models import CallbackPage
+from convoso_async._protocol import parse_page
 
 TOKEN = "bench-token"
 STAGES = ("PENDING", "COMPLETED", "PAST_DUE", "DISMISSED")
@@ -62,6 +65,13 @@ def make_bodies(total: int, page_size: int, seed: int = 1) -> dict[int, bytes]:
         )
         for offset in range(0, total, page_size)
     }
+
+
+def typed_pages(bodies: Iterable[bytes], page_size: int) -> Iterator[CallbackPage]:
+    """Each search body decoded by the client's own path (``parse_page``, then every
+    record typed), one page at a time, as if the bodies were pages from offset 0."""
+    for index, body in enumerate(bodies):
+        yield parse_page(body, offset=index * page_size, limit=page_size).page()
 
 
 def free_port() -> int:

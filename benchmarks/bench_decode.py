@@ -1,7 +1,7 @@
 """Typed decode: body bytes -> ``CallbackPage`` of ``Callback`` objects, in records/s.
 
 55,000 records shaped like the reference's example in 11 bodies of 5000. The measured
-path is the client's own: ``decode_json`` + ``check_success`` + ``decode_page`` per body.
+path is the client's own: ``parse_page(body, ...).page()`` per body.
 Same-run baselines, measured in interleaved rounds (medians):
 
 * ``json.loads`` and ``orjson.loads`` to plain dicts (no types at all);
@@ -43,7 +43,7 @@ import msgspec
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved_medians, make_bodies, row
+from _common import interleaved_medians, make_bodies, row, typed_pages
 
 from convoso_async import _converter
 from convoso_async._converter import (
@@ -55,7 +55,7 @@ from convoso_async._converter import (
     parse_time,
 )
 from convoso_async._models import _EMPTY, CALLBACK_FIELDS, Callback
-from convoso_async._protocol import SEARCH, check_success, decode_json, decode_page, read_page
+from convoso_async._protocol import SEARCH, check_success, decode_page, read_page
 
 TOTAL, PAGE = 55_000, 5_000
 VENDOR = "%Y-%m-%d %I:%M %p"
@@ -121,19 +121,13 @@ def main(repeats: int) -> None:
     strptime = datetime.strptime
 
     def ours() -> None:
-        for index, body in enumerate(bodies):
-            payload = check_success(SEARCH, decode_json(SEARCH, body))
-            decode_page(payload, offset=index * PAGE, limit=PAGE)
+        deque(typed_pages(bodies, PAGE), maxlen=0)
 
     def ours_seconds() -> None:
-        for index, body in enumerate(seconds_bodies):
-            payload = check_success(SEARCH, decode_json(SEARCH, body))
-            decode_page(payload, offset=index * PAGE, limit=PAGE)
+        deque(typed_pages(seconds_bodies, PAGE), maxlen=0)
 
     def ours_live() -> None:
-        for index, body in enumerate(live_bodies):
-            payload = check_success(SEARCH, decode_json(SEARCH, body))
-            decode_page(payload, offset=index * PAGE, limit=PAGE)
+        deque(typed_pages(live_bodies, PAGE), maxlen=0)
 
     def record_by_record_live() -> None:
         structure = _converter._structure_callback
@@ -227,7 +221,7 @@ def main(repeats: int) -> None:
         f"{rate['msgspec_c']:,.0f} rec/s",
         f"{rate['ours'] / rate['msgspec_c']:.2f}x",
     )
-    print("  ours (decode_json + check_success + decode_page):")
+    print("  ours (parse_page + typed records):")
     row("typed CallbackPage, warm time memo", f"{rate['ours']:,.0f} rec/s", "")
     row("typed CallbackPage, cold (first pass)", f"{TOTAL / cold:,.0f} rec/s", "")
     row(

@@ -41,11 +41,10 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EmulatorProcess, make_bodies, row
+from _common import EmulatorProcess, make_bodies, row, typed_pages
 
 from convoso_async import ConvosoClient, RetryPolicy
 from convoso_async import _converter as converter
-from convoso_async._protocol import SEARCH, check_success, decode_json, decode_page
 
 RECORDS, DAYS, WINDOW_DAYS = 500_000, 30, 3
 FIRST_DAY = date(2026, 3, 1)
@@ -170,9 +169,8 @@ def tracemalloc_part(repeats: int) -> None:
 
     def as_callbacks() -> list[object]:
         held: list[object] = []
-        for index, body in enumerate(bodies):
-            payload = check_success(SEARCH, decode_json(SEARCH, body))
-            held.extend(decode_page(payload, offset=index * 5000, limit=5000).results)
+        for page in typed_pages(bodies, 5000):
+            held.extend(page.results)
         return held
 
     sizes: dict[str, list[int]] = {"dicts": [], "callbacks": []}

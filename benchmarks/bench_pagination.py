@@ -23,10 +23,9 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TOKEN, PageServer, interleaved_rounds, make_bodies, row
+from _common import TOKEN, PageServer, interleaved_rounds, make_bodies, row, typed_pages
 
 from convoso_async import ConvosoClient, RetryPolicy
-from convoso_async._protocol import SEARCH, check_success, decode_json, decode_page
 
 TOTAL, PAGE, LATENCY = 55_000, 5_000, 0.100
 
@@ -64,9 +63,8 @@ def decode_seconds(repeats: int) -> float:
     times = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
-        for offset, body in enumerate(bodies):
-            payload = check_success(SEARCH, decode_json(SEARCH, body))
-            decode_page(payload, offset=offset * PAGE, limit=PAGE)
+        for _ in typed_pages(bodies, PAGE):
+            pass
         times.append(time.perf_counter() - started)
     return sorted(times[1:])[len(times[1:]) // 2]
 
