@@ -55,7 +55,7 @@ from convoso_async._converter import (
     parse_time,
 )
 from convoso_async._models import _EMPTY, CALLBACK_FIELDS, Callback
-from convoso_async._protocol import SEARCH, check_success, decode_page, read_page
+from convoso_async._protocol import SEARCH, check_success, read_page
 
 TOTAL, PAGE = 55_000, 5_000
 VENDOR = "%Y-%m-%d %I:%M %p"
@@ -166,7 +166,7 @@ def main(repeats: int) -> None:
                 record.callback_time = parse_time(record.callback_time)
 
     # Same answers: the yardsticks must produce what we produce.
-    page = decode_page(orjson.loads(bodies[0]), offset=0, limit=PAGE)
+    page = next(typed_pages(bodies, PAGE))
     first_b = decoder_b.decode(bodies[0]).results[0]
     first_a = decoder_a.decode(bodies[0]).results[0]
     first = page.results[0]
