@@ -257,9 +257,9 @@ class CallbackSearch(CallbackStream):
                 results.extend(chunk.results)
                 if not chunk.last:
                     continue
+                self.next_offset = chunk.end  # handed over counts as yielded
                 if results:
                     yield chunk.page(results)
-                self.next_offset = chunk.end
                 results = []
         finally:
             await chunks.aclose()

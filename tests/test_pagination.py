@@ -390,6 +390,28 @@ async def test_pages_view_yields_pages_in_order() -> None:
     assert pager.next_offset == 25
 
 
+async def test_pages_view_next_offset_after_break_resumes_without_repeat() -> None:
+    source = PageSource(50)
+    pager = CallbackSearch(source.fetch, page_size=10)
+    taken: list[Callback] = []
+    async for page in pager.pages():
+        taken.extend(page.results)
+        if len(taken) == 20:
+            break
+    assert pager.next_offset == 20  # a page handed over counts as yielded
+    rest = await CallbackSearch(source.fetch, page_size=10, offset=pager.next_offset).collect()
+    assert ids(taken + rest) == list(range(50))
+
+
+async def test_pages_view_next_offset_after_an_error_in_the_loop_body() -> None:
+    source = PageSource(50)
+    pager = CallbackSearch(source.fetch, page_size=10)
+    with pytest.raises(ZeroDivisionError):
+        async for _ in pager.pages():
+            raise ZeroDivisionError
+    assert pager.next_offset == 10
+
+
 async def test_pages_view_returns_whole_pages_that_span_several_decode_slices() -> None:
     page_size = 2 * DECODE_SLICE + 100  # each page is decoded in three slices
     source = PageSource(2 * page_size + 7)
