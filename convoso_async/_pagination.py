@@ -392,9 +392,10 @@ class CallbackSearch(CallbackStream):
 class _Window:
     """Page requests ahead of the walk, in offset order.
 
-    At most ``size`` are in flight and at most ``size`` answered but not yet consumed,
-    so memory stays bounded while a slow consumer never stalls the network: a request
-    that lands makes room for the next one at once, from its done-callback.
+    At most ``size`` pages are ahead of the one being handed out, in flight or landed, so
+    a slow consumer holds at most ``size`` pages in memory. While the walk keeps up, a
+    request that lands makes room for the next one at once, from its done-callback, not
+    when its records are consumed.
     """
 
     def __init__(
@@ -411,11 +412,9 @@ class _Window:
         self._closed = False
 
     def fill(self) -> None:
-        while (
-            not self._closed
-            and self._in_flight < self._size
-            and len(self._queue) - self._in_flight < self._size
-        ):
+        # The queue holds requests in flight and pages landed; the page the walk has
+        # taken may still be in flight too.
+        while not self._closed and len(self._queue) < self._size and self._in_flight < self._size:
             request = self._plan()
             if request is None:
                 return
@@ -433,6 +432,7 @@ class _Window:
         if not self._queue:
             return None
         request, task = self._queue.popleft()
+        self.fill()  # the page taken is no longer ahead of the walk
         return request, await task
 
     async def close(self) -> None:

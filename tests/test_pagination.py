@@ -412,6 +412,25 @@ async def test_pages_view_next_offset_after_an_error_in_the_loop_body() -> None:
     assert pager.next_offset == 10
 
 
+async def test_a_slow_consumer_holds_at_most_concurrency_pages_ahead() -> None:
+    source = PageSource(200, gated=True)
+    async with CallbackSearch(source.fetch, page_size=10, concurrency=4) as pager:
+        assert (await anext(pager)).id == "0"  # the walk holds page 0 and stops there
+        await source.until_requests(5)
+        for offset in (10, 20, 30, 40):
+            source.gate(offset).set()
+        while source.in_flight:  # turns of the loop, not time: the pages land
+            await asyncio.sleep(0)
+        # Turns in which the landed pages' done-callbacks could send more requests.
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert source.requests[5:] == []  # four pages wait ahead; none more was asked for
+        for expected in range(1, 11):
+            assert (await anext(pager)).id == str(expected)
+        await source.until_requests(6)  # taking page 10 made room for page 50
+        assert source.requests[5] == (50, 10)
+
+
 async def test_pages_view_returns_whole_pages_that_span_several_decode_slices() -> None:
     page_size = 2 * DECODE_SLICE + 100  # each page is decoded in three slices
     source = PageSource(2 * page_size + 7)
