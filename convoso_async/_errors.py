@@ -4,6 +4,7 @@
 
     ConvosoError
     ├── ConvosoAPIError              the server answered, and the answer is a failure
+    │   │                            (a 3xx redirect, never followed, raises it as is)
     │   ├── AuthenticationError      invalid token, HTTP 401/403
     │   ├── NotFoundError            6074 and "... not found"
     │   ├── InvalidParameterError    6006, 6026, 6031, 6042, 6070-6073, bad stage/time/zone

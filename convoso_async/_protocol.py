@@ -336,6 +336,8 @@ def check_status(
     """Raise the typed error an HTTP status stands for; return quietly on 2xx."""
     if 200 <= status < 300:
         return
+    if 300 <= status < 400:
+        raise redirect_error(endpoint, status, headers.get("Location"))
     payload = _json_object(body)
     message = (_message(payload) if payload else None) or f"HTTP {status}"
     if status == 429:
@@ -347,6 +349,20 @@ def check_status(
     if status >= 500:
         raise ServerError(message, endpoint=endpoint, status=status)
     raise api_error(endpoint, {**(payload or {}), "error": message}, status=status)
+
+
+def redirect_error(endpoint: str, status: int, location: str | None) -> ConvosoAPIError:
+    """A 3xx answer. It is never followed: a 307/308 would resend the form, token
+    included, to wherever ``Location`` points, plain http or not. Nor is it retried: a
+    redirect does not go away on its own. The query string is left out of the message."""
+    target = (location or "").split("#", 1)[0].split("?", 1)[0].strip()
+    where = f"a redirect to {target}" if target else "a redirect with no Location"
+    return ConvosoAPIError(
+        f"the API answered {where}; this client does not follow redirects (they would "
+        "resend the auth token), so check base_url",
+        endpoint=endpoint,
+        status=status,
+    )
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

@@ -78,8 +78,13 @@ class Transport:
             # A retry deadline nearer than the usual timeout shortens this attempt.
             request_timeout = aiohttp.ClientTimeout(total=time_left)
         try:
+            # Never follow a redirect: a 307/308 resends the form, token and all, to any
+            # Location, plain http included. check_status makes a 3xx a typed error.
             async with session.post(
-                self._url(endpoint), data=payload, timeout=request_timeout
+                self._url(endpoint),
+                data=payload,
+                timeout=request_timeout,
+                allow_redirects=False,
             ) as response:
                 body = await response.read()
                 return response.status, response.headers, body

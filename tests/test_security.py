@@ -8,7 +8,8 @@
   arbitrary JSON bodies (derandomized, so CI replays the same examples).
 * Secrets: a full faulted run (search walk, export, inserts, failures, the CLI) at DEBUG
   on every logger, with the token nowhere in logs, exception text, reprs or CLI output.
-* Transport security: http:// only for loopback; a real TLS server with a self-signed
+* Transport security: http:// only for loopback; a redirect is a typed error, never
+  followed (a 307/308 would resend the token); a real TLS server with a self-signed
   certificate is refused by the client's own session, and a caller's session is used as
   given.
 """
@@ -505,6 +506,83 @@ def test_plain_http_from_the_environment_is_refused_too(monkeypatch: pytest.Monk
     with pytest.raises(ValueError, match="https") as info:
         ConvosoClient()
     assert SECRET not in str(info.value)
+
+
+# --- redirects: never followed, since a 307/308 resends the form, token and all ------------
+
+EVIL = "http://evil.example/v1/callbacks/search"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_a_typed_error_and_is_not_followed(
+    mock_api: aioresponses, status: int
+) -> None:
+    """One request, to the base URL: the redirect's target gets nothing, not even after a
+    retry (a redirect will not go away). The message names the target without its query."""
+    mock_api.post(SEARCH_URL, status=status, headers={"Location": f"{EVIL}?sig=abc#frag"})
+    mock_api.post(EVIL, payload={"offset": 0, "limit": 20, "total": 0, "results": []})
+    async with make_client() as client:
+        with pytest.raises(ConvosoAPIError) as info:
+            await client.callbacks.search_page()
+    error = info.value
+    assert type(error) is ConvosoAPIError
+    assert error.status == status
+    assert f"redirect to {EVIL};" in str(error)
+    assert "does not follow redirects" in str(error)
+    assert "base_url" in str(error)
+    assert "sig=abc" not in str(error)
+    assert "frag" not in str(error)
+    assert sent(mock_api) == 1
+    assert [str(url) for _, url in mock_api.requests] == [SEARCH_URL]
+
+
+async def test_a_redirect_without_a_location_is_a_typed_error_too(
+    mock_api: aioresponses,
+) -> None:
+    mock_api.post(SEARCH_URL, status=302, payload={"success": False, "code": 6074})
+    async with make_client() as client:
+        with pytest.raises(ConvosoAPIError, match="redirect with no Location") as info:
+            await client.callbacks.search_page()
+    assert type(info.value) is ConvosoAPIError  # not NotFoundError from the body's code
+    assert sent(mock_api) == 1
+
+
+async def test_a_real_307_to_another_host_sends_that_host_nothing() -> None:
+    """Real aiohttp, real sockets: server A answers 307 to server B; B must see no request.
+    (aiohttp would follow it and resend the form, token included, to B.)"""
+    seen_a: list[bytes] = []
+    seen_b: list[bytes] = []
+
+    async def to_b(request: web.Request) -> web.StreamResponse:
+        seen_a.append(await request.read())
+        raise web.HTTPTemporaryRedirect(f"http://127.0.0.1:{b_port}/v1/callbacks/insert?x=1")
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen_b.append(await request.read())
+        return web.json_response({"success": True, "data": {"callback_id": "1"}})
+
+    runners = []
+    try:
+        for handler in (to_b, record):
+            app = web.Application()
+            app.router.add_post("/v1/callbacks/insert", handler)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+        a_port, b_port = (r.addresses[0][1] for r in runners)
+        base = f"http://127.0.0.1:{a_port}/v1"
+        async with ConvosoClient(SECRET, base_url=base, retry=FAST) as client:
+            with pytest.raises(ConvosoAPIError, match="does not follow redirects") as info:
+                await client.callbacks.insert(lead_id="1", recipient="system", callback_time=AWARE)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    assert info.value.status == 307
+    assert f"127.0.0.1:{b_port}/v1/callbacks/insert;" in str(info.value)
+    assert "x=1" not in str(info.value)
+    assert len(seen_a) == 1
+    assert seen_b == []
 
 
 # --- TLS ------------------------------------------------------------------------------------
