@@ -20,6 +20,10 @@ HTTP status and the server's own error text, never from the request form.
 
 from __future__ import annotations
 
+import functools
+import re
+from urllib.parse import quote, quote_plus
+
 
 class ConvosoError(Exception):
     """Base class of every error raised by convoso-async."""
@@ -30,15 +34,30 @@ class ConvosoError(Exception):
         return (_restore, (type(self), self.args), self.__dict__)
 
     def redact(self, secret: str) -> None:
-        """Replace ``secret`` wherever server text carried it into this error."""
+        """Replace ``secret`` wherever server text carried it into this error: raw, or
+        url-encoded as the form carried it (``quote_plus``) or as a path would (``quote``),
+        since a server that echoes the request body echoes the encoded token."""
         if not secret:
             return
+        pattern = _secret_pattern(secret)
         self.args = tuple(
-            arg.replace(secret, "***") if isinstance(arg, str) else arg for arg in self.args
+            pattern.sub("***", arg) if isinstance(arg, str) else arg for arg in self.args
         )
         for name, value in vars(self).items():
             if isinstance(value, str):
-                setattr(self, name, value.replace(secret, "***"))
+                setattr(self, name, pattern.sub("***", value))
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    """The token and its url-encoded spellings, longest first (so an encoded spelling is
+    replaced whole); a percent-escape matches in either case, ``%2F`` and ``%2f``."""
+    spellings = {secret: re.escape(secret)}
+    for encoded in (quote_plus(secret), quote(secret, safe="")):
+        if encoded not in spellings:
+            spellings[encoded] = re.sub(r"%([0-9A-F]{2})", r"%(?i:\1)", re.escape(encoded))
+    ordered = sorted(spellings, key=len, reverse=True)
+    return re.compile("|".join(spellings[spelling] for spelling in ordered))
 
 
 def _restore(cls: type[ConvosoError], args: tuple[object, ...]) -> ConvosoError:

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import orjson
@@ -478,6 +479,92 @@ async def test_the_token_is_in_no_log_error_repr_or_cli_output_of_a_faulted_run(
     # The run was real: the token was sent, and accepted, hundreds of times.
     assert len(emu.requests) > 30
     assert all(r.form.get("auth_token") == "***" for r in emu.requests)
+
+
+# A token that form-encoding changes: '/', '+', '=' and a space.
+ODD_TOKEN = "SECRET/TOKEN+1=2 3"
+ODD_SPELLINGS = (
+    ODD_TOKEN,
+    quote_plus(ODD_TOKEN),  # SECRET%2FTOKEN%2B1%3D2+3, as the form carries it
+    quote(ODD_TOKEN, safe=""),  # SECRET%2FTOKEN%2B1%3D2%203
+    # Percent-escapes in lower-case hex, as some servers re-encode them.
+    quote_plus(ODD_TOKEN).replace("%2F", "%2f").replace("%2B", "%2b").replace("%3D", "%3d"),
+    quote(ODD_TOKEN, safe="").replace("%2F", "%2f").replace("%2B", "%2b"),
+)
+
+
+def _leaks(texts: list[str]) -> list[str]:
+    return [spelling for spelling in ODD_SPELLINGS if any(spelling in text for text in texts)]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(200, ConvosoAPIError), (400, ConvosoAPIError), (401, AuthenticationError),
+     (500, ServerError), (503, ServerError)],
+)  # fmt: skip
+async def test_an_encoded_token_echoed_by_the_server_is_redacted(
+    mock_api: aioresponses, status: int, expected: type[ConvosoError]
+) -> None:
+    # (The echoed "auth_token" makes a 200 or 400 read as an AuthenticationError, a
+    # ConvosoAPIError all the same.)
+    """The server echoes the token raw, form-encoded, path-encoded and in lower-case
+    hex: no spelling survives in str, repr, args, attributes, pickle or traceback."""
+    echo = " | ".join(ODD_SPELLINGS)
+    body = {"success": False, "error": f"Required fields are missed: auth_token={echo}"}
+    mock_api.post(SEARCH_URL, status=status, payload=body, repeat=True)
+    policy = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.002)
+    async with ConvosoClient(ODD_TOKEN, base_url=BASE, retry=policy) as client:
+        with pytest.raises(ConvosoError) as info:
+            await client.callbacks.search_page()
+    error = info.value
+    assert isinstance(error, expected)
+    assert str(error).count("***") == len(ODD_SPELLINGS)
+    assert "Required fields are missed" in str(error)
+    texts = [*_texts_of(error), repr(error.args), *(str(arg) for arg in error.args)]
+    assert _leaks(texts) == []
+
+
+async def test_a_server_echoing_the_real_form_body_leaks_no_token_to_the_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real sockets and the real CLI at --verbose: the server puts the raw form body
+    (the token form-encoded in it) into its error text."""
+    bodies: list[str] = []
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        bodies.append((await request.read()).decode())
+        text = f"Required fields are missed: {bodies[-1]}"
+        return web.json_response({"success": False, "code": 6023, "error": text})
+
+    app = web.Application()
+    app.router.add_post("/v1/callbacks/search", echo)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        monkeypatch.setenv("CONVOSO_AUTH_TOKEN", ODD_TOKEN)
+        argv = ["search", "--base-url", base, "--verbose"]
+        code = await asyncio.to_thread(cli_module.main, argv)
+    finally:
+        await runner.cleanup()
+    out = capsys.readouterr()
+    assert code == 1
+    assert any(quote_plus(ODD_TOKEN) in body for body in bodies)  # it really was echoed
+    assert "Required fields are missed" in out.err
+    assert _leaks([out.out, out.err]) == []
+
+
+def test_redaction_covers_every_string_an_error_holds() -> None:
+    errors: list[ConvosoError] = [
+        ConvosoAPIError(f"echo {quote_plus(ODD_TOKEN)}", endpoint=f"x/{quote(ODD_TOKEN)}"),
+        MalformedResponseError(f"body {quote(ODD_TOKEN, safe='')}", endpoint=ODD_TOKEN),
+        TransportError(f"no answer from {ODD_SPELLINGS[3]}"),
+    ]
+    for error in errors:
+        error.redact(ODD_TOKEN)
+        assert _leaks([*_texts_of(error), repr(error.args)]) == []
+        assert "***" in str(error)
 
 
 @pytest.mark.parametrize(
