@@ -399,9 +399,11 @@ async def _export_command(args: argparse.Namespace, err: Console) -> int:
             pages = sum(e.pages_fetched for e in exports)
             probes = sum(e.probes for e in exports)
             where = "stdout" if args.output == "-" else args.output
+            # markup=False: a path such as calls[red].jsonl is a name, not a style.
             err.print(
                 f"exported {written:,} callbacks to {where} in {elapsed:.1f}s "
                 f"({probes} probes, {pages} pages, {client.requests_sent} requests)",
+                markup=False,
                 highlight=False,
             )
     return EXIT_OK
@@ -426,12 +428,13 @@ async def _search_command(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
-def _cell(value: object) -> str:
+def _cell(value: object) -> Text:
+    """A table cell shown literally: server strings such as ``Jane [/x] Smith`` are not markup."""
     if value is None:
-        return ""
+        return Text("")
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
+        return Text(value.isoformat(sep=" "))
+    return Text(str(value))
 
 
 async def _demo_command(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -474,7 +477,7 @@ async def _demo_command(args: argparse.Namespace, out: Console, err: Console) ->
         elapsed = time.perf_counter() - started
         export = exports[0]
         stored = len(emulator.store)
-        table = Table(title=f"demo: exported to {args.output}", show_header=False)
+        table = Table(title=Text(f"demo: exported to {args.output}"), show_header=False)
         table.add_column("what")
         table.add_column("value", justify="right")
         rows = [

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,30 @@ def test_search_prints_a_table(
     for column in ("id", "callback_time", "stage", "recipient", "campaign_name"):
         assert column in out
     assert out.count("PENDING") == 5
+
+
+def test_search_and_export_show_server_and_user_strings_literally(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Square brackets are rich markup: [/x] crashed the table, [sales-team] vanished.
+    store = emu.store
+    monkeypatch.setattr(
+        store, "users", tuple(replace(u, name="Jane [/x] Smith") for u in store.users)
+    )
+    campaigns = tuple(replace(c, name="Sales [sales-team] Campaign") for c in store.campaigns)
+    monkeypatch.setattr(store, "campaigns", campaigns)
+    monkeypatch.setenv("COLUMNS", "300")
+    assert cli.main(["search", "--limit", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "Jane [/x] Smith" in out
+    assert "Sales [sales-team] Campaign" in out
+    target = tmp_path / "calls[red].jsonl"
+    assert cli.main(["export", *RANGE, "-o", str(target)]) == 0
+    assert f"callbacks to {target} in " in capsys.readouterr().err
+    assert target.exists()
 
 
 def test_demo_exports_and_matches_the_store(
