@@ -2,9 +2,10 @@
 
 Exit codes: 0 success; 1 the API or the client failed (a :class:`ConvosoError`); 2 bad
 arguments (argparse, or a ``ValueError`` from validation); 3 the output path could not
-be written (``OSError``); 4 the demo's export did not match the emulator's store; 130
-interrupted. Failures print one line, ``error: <Type>: <message>``, never a traceback
-(``--verbose`` adds debug logging, never the token).
+be written (``OSError``), or the emulator could not bind its address; 4 the demo's
+export did not match the emulator's store; 130 interrupted. Failures print one line,
+``error: <Type>: <message>``, never a traceback (``--verbose`` adds debug logging, never
+the token).
 
 The token comes from ``$CONVOSO_AUTH_TOKEN`` or ``--auth-token-file``; there is no
 ``--auth-token`` option, which would show in ``ps``.

@@ -383,6 +383,8 @@ def test_keyboard_interrupt_exits_130(
 def test_emulator_command_delegates(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["emulator", "--help"]) == 0
     assert "Serve a local Convoso Callbacks API" in capsys.readouterr().out
+    assert cli.main(["emulator", "--port", "99999"]) == 2  # bind() raised OverflowError
+    assert "port must be 0-65535: 99999" in capsys.readouterr().err
     assert cli.main(["--help"]) == 0
     assert "export" in capsys.readouterr().out
 

@@ -2,7 +2,9 @@
 
 The project CLI's ``convoso-async emulator ...`` delegates here, hence the stable
 ``main(argv) -> int`` signature. Serves until SIGINT or SIGTERM, then shuts down cleanly
-and returns 0. The first lines on stdout are machine-readable::
+and returns 0; a port out of range is a usage error (2), an address it cannot bind (the
+port is taken, the host unknown) one line ``error: ...`` and exit 3. The first lines on
+stdout are machine-readable::
 
     base_url: http://127.0.0.1:8787/v1
     auth_token: emulator-token
@@ -20,6 +22,22 @@ from datetime import date
 from ._emulator import DEFAULT_AUTH_TOKEN, ConvosoEmulator
 from ._faults import Faults
 
+# The project CLI's exit code for a file or address it cannot use (not imported from it:
+# the emulator never imports the client).
+EXIT_UNAVAILABLE = 3
+
+
+def _port(text: str) -> int:
+    # Checked here, where argparse turns it into a usage line; bind() would raise a
+    # bare OverflowError.
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535: {port}")
+    return port
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8787, help="0 picks a free port (default: %(default)s)"
+        "--port", type=_port, default=8787, help="0 picks a free port (default: %(default)s)"
     )
     parser.add_argument(
         "--records", type=int, default=100_000, help="synthetic callbacks (default: %(default)s)"
@@ -95,7 +113,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (default: ``sys.argv[1:]``), serve until SIGINT/SIGTERM, return 0."""
+    """Parse ``argv`` (default: ``sys.argv[1:]``), serve until SIGINT/SIGTERM, return 0.
+
+    Returns 3 when the address cannot be bound; raises ``SystemExit(2)`` on bad arguments.
+    """
     args = _parser().parse_args(argv)
     if args.records < 0 or args.days < 1 or args.latency_ms < 0:
         _parser().error("--records and --latency-ms must be >= 0, --days >= 1")
@@ -103,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_serve(args))
     except KeyboardInterrupt:  # pragma: no cover - only where signal handlers are unavailable
         return 0
+    except OSError as exc:  # an expected failure (port taken, host unknown): no traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":  # pragma: no cover

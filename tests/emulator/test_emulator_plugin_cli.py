@@ -8,6 +8,7 @@ import io
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -201,12 +202,27 @@ def test_cli_main_in_process_stops_on_sigint(monkeypatch: pytest.MonkeyPatch) ->
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-@pytest.mark.parametrize("argv", [["--records", "-1"], ["--days", "0"], ["--port", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--records", "-1"], ["--days", "0"], ["--port", "x"], ["--port", "65536"], ["--port", "-1"]],
+)
 def test_cli_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
     assert "convoso-async emulator" in capsys.readouterr().err
+
+
+def test_cli_port_in_use_is_one_line_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--records", "0"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: OSError: ")
+    assert "address already in use" in err
+    assert err.count("\n") == 1
 
 
 def test_module_level_code_runs_under_coverage() -> None:
