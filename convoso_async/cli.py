@@ -445,17 +445,15 @@ async def _demo_command(args: argparse.Namespace, out: Console, err: Console) ->
 
     start = date(2026, 3, 1)
     end = start + timedelta(days=args.days - 1)
-    # One day beyond the cap when the store is big enough, so the split is exercised.
-    hot = 56_000 if args.records >= 56_000 + args.days else args.records // 2
-    hot_day = start + timedelta(days=min(9, args.days - 1))
+    hot_days = _demo_hot_days(args.records, start, args.days)
     if not args.quiet:
+        crowded = "".join(f" ({n:,} on {day})" for day, n in hot_days.items())
         err.print(
-            f"building {args.records:,} synthetic callbacks over {args.days} days "
-            f"({hot:,} on {hot_day}) ...",
+            f"building {args.records:,} synthetic callbacks over {args.days} days{crowded} ...",
             highlight=False,
         )
     emulator = ConvosoEmulator(
-        args.records, seed=args.seed, start_date=start, days=args.days, hot_days={hot_day: hot}
+        args.records, seed=args.seed, start_date=start, days=args.days, hot_days=hot_days
     )
     started = time.perf_counter()
     async with (
@@ -500,6 +498,15 @@ async def _demo_command(args: argparse.Namespace, out: Console, err: Console) ->
         err.print(f"error: exported {written} records but the emulator holds {stored}")
         return EXIT_MISMATCH
     return EXIT_OK
+
+
+def _demo_hot_days(records: int, start: date, days: int) -> dict[date, int]:
+    """One crowded day, beyond the cap when the store is big enough, so the split is
+    exercised; none over a single day, which would have to hold every record itself."""
+    if days < 2:
+        return {}
+    hot = 56_000 if records >= 56_000 + days else records // 2
+    return {start + timedelta(days=min(9, days - 1)): hot}
 
 
 # --- entry point ----------------------------------------------------------------------

@@ -340,6 +340,20 @@ def test_demo_exports_and_matches_the_store(
     assert cli.main(["demo", "--records", "-1"]) == 2
 
 
+def test_demo_over_one_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A crowded day over a one-day range left nowhere for the other records (ValueError).
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--records", "300", "--days", "1", "-o", "one[bold]day.jsonl"]) == 0
+    captured = capsys.readouterr()
+    assert "building 300 synthetic callbacks over 1 days ..." in captured.err
+    assert "demo: exported to one[bold]day.jsonl" in captured.out  # the name, not markup
+    records = lines(tmp_path / "one[bold]day.jsonl")
+    assert len(records) == 300
+    assert {r["callback_time"][:10] for r in records} == {"2026-03-01"}
+
+
 def test_demo_count_mismatch_exits_4(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
