@@ -211,7 +211,7 @@ class _Bar:
 def _token(args: argparse.Namespace) -> str:
     path: Path | None = getattr(args, "auth_token_file", None)
     if path is not None:
-        token = path.read_text(encoding="utf-8").strip()
+        token = _read_token_file(path)
         if not token:
             raise ValueError(f"--auth-token-file {path} is empty")
         return token
@@ -219,6 +219,15 @@ def _token(args: argparse.Namespace) -> str:
     if not token:
         raise ValueError("no auth token: set CONVOSO_AUTH_TOKEN or pass --auth-token-file")
     return token
+
+
+def _read_token_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        # An unreadable token file (exit 3), not a bad argument: UnicodeDecodeError is a
+        # ValueError. Its message would quote a byte of the token, so name the position.
+        raise OSError(f"--auth-token-file {path} is not UTF-8 text (byte {exc.start})") from None
 
 
 def _client(args: argparse.Namespace) -> ConvosoClient:

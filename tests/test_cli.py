@@ -206,6 +206,12 @@ def test_auth_token_file_and_the_token_never_printed(
     assert "No such file" in capsys.readouterr().err
     token_file.write_text("\n")
     assert cli.main([*argv, "--auth-token-file", str(token_file)]) == 2
+    capsys.readouterr()
+    # Not UTF-8: an unreadable token file, exit 3 as documented (it was 2).
+    token_file.write_bytes(b"\xff\xfe" + SECRET.encode())
+    assert cli.main([*argv, "--auth-token-file", str(token_file)]) == 3
+    err = capsys.readouterr().err
+    assert err == f"error: OSError: --auth-token-file {token_file} is not UTF-8 text (byte 0)\n"
 
 
 @pytest.mark.usefixtures("fast_client")
