@@ -90,6 +90,21 @@ def test_plugin_in_a_user_project(tmp_path: Path, mode: str) -> None:
     assert "@pytest.mark.convoso_emulator(**kwargs)" in markers
 
 
+def test_the_readme_plugin_example_runs_as_written_in_strict_mode(tmp_path: Path) -> None:
+    # pytest-asyncio's default mode refuses an unmarked async test; the example had no mark.
+    readme = (PACKAGE.parent.parent / "README.md").read_text()
+    examples = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    (example,) = [e for e in examples if "async def test_export(convoso_emulator)" in e]
+    (tmp_path / "test_readme.py").write_text(example)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-o", "asyncio_mode=strict", "-p", "no:cacheprovider",
+         "-o", "asyncio_default_fixture_loop_scope=function", "-W", "error", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
 def test_the_emulator_never_imports_the_client() -> None:
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
