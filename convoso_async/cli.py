@@ -3,9 +3,10 @@
 Exit codes: 0 success; 1 the API or the client failed (a :class:`ConvosoError`); 2 bad
 arguments (argparse, or a ``ValueError`` from validation); 3 the output path could not
 be written (``OSError``), or the emulator could not bind its address; 4 the demo's
-export did not match the emulator's store; 130 interrupted. Failures print one line,
-``error: <Type>: <message>``, never a traceback (``--verbose`` adds debug logging, never
-the token).
+export did not match the emulator's store; 130 interrupted; 141, silently, stdout was
+closed before the output ended (``| head``), as SIGPIPE would end it. Failures print one
+line, ``error: <Type>: <message>``, never a traceback (``--verbose`` adds debug logging,
+never the token).
 
 The token comes from ``$CONVOSO_AUTH_TOKEN`` or ``--auth-token-file``; there is no
 ``--auth-token`` option, which would show in ``ps``.
@@ -46,6 +47,7 @@ from ._models import Recipient, Stage
 from ._writers import FORMATS, Writer, open_writer
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_OUTPUT, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a process the signal ended
 
 logger = logging.getLogger("convoso_async")
 
@@ -548,6 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("KeyboardInterrupt: interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # before OSError: the reader went away (`| head`), not a failure
+        return _stdout_closed()
     except ConvosoError as exc:
         _error(f"{type(exc).__name__}: {exc}")
         return EXIT_API
@@ -561,6 +565,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is not None:
             logger.removeHandler(handler)
             logger.setLevel(logging.NOTSET)
+
+
+def _stdout_closed() -> int:
+    """End quietly, as a process that SIGPIPE ends (Python ignores the signal)."""
+    # Point stdout at /dev/null, so the interpreter's flush at exit does not raise again
+    # ("Exception ignored ... BrokenPipeError"). See the Python docs, "Note on SIGPIPE".
+    with contextlib.suppress(OSError, ValueError):  # stdout may have no descriptor
+        stdout = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout)
+        os.close(devnull)
+    return EXIT_PIPE
 
 
 def _error(line: str) -> None:

@@ -148,6 +148,19 @@ def test_export_to_stdout_with_several_stages(
     assert len(records) == len(expected)
 
 
+def test_export_to_a_closed_pipe_ends_quietly(emu: ConvosoEmulator) -> None:
+    # `export -o - | head -1`: stdout closes early. It printed "error: BrokenPipeError", exit 3.
+    argv = [sys.executable, "-m", "convoso_async", "export", *RANGE, "-o", "-", "-q"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert json.loads(process.stdout.readline())["id"]
+        process.stdout.close()  # the rest (~1.5 MB) cannot fit in the pipe: a write fails
+        err = process.stderr.read()
+        assert process.wait(timeout=60) == 141
+    assert err == b""
+
+
 def test_usage_errors_are_one_line_exit_2(
     emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
