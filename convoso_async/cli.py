@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -251,8 +251,9 @@ class _Output:
 
     With a checkpoint the temporary file has a stable name (``.NAME.partial``) so a rerun
     finds it; it is truncated to the size the checkpoint vouches for and appended to.
-    Without one it is a fresh ``mkstemp`` file, removed if the export fails. Either way
-    the target name only ever holds a complete export.
+    Without one it is a fresh file with a random name, removed if the export fails. Either
+    way the target name only ever holds a complete export, with the mode a plain
+    ``open()`` would give it (0666 less the umask).
     """
 
     def __init__(self, target: str, *, stable: bool) -> None:
@@ -281,9 +282,7 @@ class _Output:
                 return self.handle
             self.handle = self.partial.open("wb")
             return self.handle
-        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=directory)
-        self.partial = Path(name)
-        self.handle = os.fdopen(fd, "wb")
+        self.partial, self.handle = _create_beside(self.target)
         return self.handle
 
     def commit(self) -> None:
@@ -304,6 +303,18 @@ class _Output:
         if not self._stable:  # a checkpointed partial is kept for the rerun
             with contextlib.suppress(OSError):
                 self.partial.unlink()
+
+
+def _create_beside(target: Path) -> tuple[Path, IO[bytes]]:
+    """A new file with a random name beside ``target``, opened for writing."""
+    # Not mkstemp: its 0600 would become the output's mode on rename, unlike the
+    # checkpointed route's and any plain open()'s. "x" refuses a name that exists.
+    while True:
+        path = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return path, path.open("xb")
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
 
 
 async def _run_export(

@@ -11,6 +11,8 @@ import asyncio
 import csv
 import functools
 import json
+import os
+import stat
 import subprocess
 import sys
 import threading
@@ -254,6 +256,28 @@ def test_an_unwritable_output_is_exit_3(
 ) -> None:
     assert cli.main(["export", *RANGE, "-o", str(tmp_path / "no" / "such" / "dir.jsonl")]) == 3
     assert capsys.readouterr().err.startswith("error: FileNotFoundError: ")
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    previous = os.umask(0o027)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.usefixtures("umask_027")
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_export_output_mode_follows_the_umask(
+    emu: ConvosoEmulator, tmp_path: Path, checkpoint: bool
+) -> None:
+    # Without --checkpoint the output was a renamed mkstemp file: 0600 whatever the umask.
+    out = tmp_path / "cb.jsonl"
+    argv = ["export", *RANGE, "-o", str(out), "-q"]
+    if checkpoint:
+        argv += ["--checkpoint", str(tmp_path / "cb.ckpt")]
+    assert cli.main(argv) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]
 
 
 @pytest.mark.usefixtures("fast_client")
