@@ -369,13 +369,18 @@ class CallbackExport(CallbackStream):
         )
 
     async def _plan(self) -> list[ExportWindow]:
-        cap = proto.REACHABLE
         (whole,) = await self._probe([ExportWindow(self.start_date, self.end_date)])
-        if whole.total <= cap:
+        if whole.total <= proto.REACHABLE:
             return [whole] if whole.total else []
-        days = (self.end_date - self.start_date).days + 1
+        return await self._plan_days(self.start_date, self.end_date)
+
+    async def _plan_days(self, start: date, end: date) -> list[ExportWindow]:
+        """Windows under the cap for the days ``start..end``: one probe a day, adjacent
+        days merged while their sum fits, a day beyond the cap split by :meth:`_split`."""
+        cap = proto.REACHABLE
+        days = (end - start).days + 1
         probed = await self._probe(
-            [ExportWindow(d, d) for d in (self.start_date + timedelta(i) for i in range(days))]
+            [ExportWindow(d, d) for d in (start + timedelta(i) for i in range(days))]
         )
         plan: list[ExportWindow] = []
         run: ExportWindow | None = None
