@@ -53,7 +53,7 @@ import attrs
 from . import _protocol as proto
 from ._errors import PaginationLimitError
 from ._models import Callback, CallbackPage, Recipient, Stage
-from ._pagination import CallbackStream
+from ._pagination import CallbackSearch, CallbackStream
 
 if TYPE_CHECKING:
     from ._client import Callbacks
@@ -175,7 +175,17 @@ class _Failed:
     error: Exception
 
 
-_Item = CallbackPage | _End | _Failed
+@attrs.frozen
+class _Replanned:
+    """The window being walked grew beyond the cap since it was planned: ``parts`` (each
+    under the cap, in plan order) replace it and are walked next. ``pages`` counts the
+    page request that found it beyond the cap."""
+
+    parts: tuple[ExportWindow, ...]
+    pages: int
+
+
+_Item = CallbackPage | _End | _Failed | _Replanned
 
 
 def checkpoint_key(filters: Mapping[str, str]) -> str:
@@ -441,6 +451,15 @@ class CallbackExport(CallbackStream):
                 plan.append(part)
         return plan
 
+    async def _replan(self, window: ExportWindow, total: int) -> list[ExportWindow]:
+        """Parts of ``window``, planned when it was under the cap and now holding ``total``
+        callbacks: merged days are planned again day by day, a single day is split
+        (stage, then recipient) as the planner splits a day beyond the cap, and the
+        narrowest partition beyond it raises as it does there."""
+        if window.start < window.end:
+            return await self._plan_days(window.start, window.end)
+        return await self._split(attrs.evolve(window, total=total))
+
     def _describe(self, window: ExportWindow) -> str:
         fixed = " ".join(f"{k}={v}" for k, v in self._fixed.items())
         extra = [f"stage={self._stage}"] if self._stage and window.stage is None else []
@@ -467,7 +486,48 @@ class CallbackExport(CallbackStream):
     # --- the walk -------------------------------------------------------------------
 
     async def _walk(self, window: ExportWindow, queue: asyncio.Queue[_Item]) -> None:
-        search = self._callbacks.search(
+        """Hand ``window``'s pages to ``queue``, then :class:`_End`.
+
+        Data grows while an export runs: a window planned under the cap may be beyond it
+        by the time it is walked, and its search then raises before yielding anything.
+        That window is re-planned (:meth:`_replan`), :class:`_Replanned` tells the
+        consumer, and the parts are walked in its place, each ending with its own
+        :class:`_End`. A part that has grown beyond the cap in turn is split again; a
+        re-plan that gives back the window itself (its days shrank again) is walked once
+        more and then the search's error stands.
+        """
+        todo: deque[tuple[ExportWindow, bool]] = deque([(window, True)])
+        try:
+            while todo:
+                current, may_replan = todo.popleft()
+                search = self._search(current)
+                handed = False
+                try:
+                    async with search:  # a cancelled walk closes its window before it ends
+                        async for page in search.pages():
+                            handed = True
+                            await queue.put(page)
+                except PaginationLimitError as exc:
+                    if handed or not may_replan:
+                        raise
+                    parts = await self._replan(current, exc.total)
+                    logger.warning(
+                        "export: %s holds %d callbacks, beyond the cap since it was planned "
+                        "(%d); walking it as %d parts",
+                        self._describe(current),
+                        exc.total,
+                        current.total,
+                        len(parts),
+                    )
+                    await queue.put(_Replanned(tuple(parts), search.pages_fetched))
+                    todo.extendleft((p, p != current) for p in reversed(parts))
+                    continue
+                await queue.put(_End(search.pages_fetched))
+        except Exception as exc:  # handed to the consumer, which raises it in order
+            await queue.put(_Failed(exc))
+
+    def _search(self, window: ExportWindow) -> CallbackSearch:
+        return self._callbacks.search(
             start_date=window.start,
             end_date=window.end,
             stage=window.stage or self._stage,
@@ -479,14 +539,6 @@ class CallbackExport(CallbackStream):
             user_id=self._fixed.get("user_id"),
             lead_id=self._fixed.get("lead_id"),
         )
-        try:
-            async with search:  # a cancelled walk closes its window before this task ends
-                async for page in search.pages():
-                    await queue.put(page)
-        except Exception as exc:  # handed to the consumer, which raises it in order
-            await queue.put(_Failed(exc))
-            return
-        await queue.put(_End(search.pages_fetched))
 
     async def _iterate(self) -> AsyncGenerator[Callback, None]:
         if self._started:
@@ -520,13 +572,42 @@ class CallbackExport(CallbackStream):
                     task = asyncio.create_task(self._walk(self.windows[index], queue))
                     running.append((index, queue, task))
                 index, queue, task = running[0]
-                while True:
+                owed = 1  # plan entries, from ``index`` on, this walker has still to end
+                while owed:
                     item = await queue.get()
                     if isinstance(item, _Failed):
                         raise item.error
+                    if isinstance(item, _Replanned):
+                        # The window at ``index`` is replaced by its parts: the plan, the
+                        # indices after it and the checkpoint follow.
+                        self.pages_fetched += item.pages
+                        shift = len(item.parts) - 1
+                        grown = self.windows[index]
+                        self.windows[index : index + 1] = item.parts
+                        done = {i + shift if i > index else i for i in done}
+                        pending = deque(i + shift for i in pending)
+                        running = deque(
+                            (i + shift, q, t) if i > index else (i, q, t) for i, q, t in running
+                        )
+                        owed += shift
+                        self._records_expected += sum(p.total for p in item.parts) - grown.total
+                        self._windows_done = len(done)
+                        self._save(done, state)
+                        self._report()
+                        continue
                     if isinstance(item, _End):
                         self.pages_fetched += item.pages
-                        break
+                        # The consumer has taken every record of the window: let it make
+                        # them durable, then record the window as complete.
+                        if self._before_checkpoint is not None:
+                            state = self._before_checkpoint(self.windows[index])
+                        done.add(index)
+                        self._windows_done = len(done)
+                        self._save(done, state)
+                        self._report()
+                        index += 1
+                        owed -= 1
+                        continue
                     fresh = [c for c in item.results if self._seen.add(c.id)]
                     if len(fresh) != len(item.results):
                         logger.debug(
@@ -539,14 +620,6 @@ class CallbackExport(CallbackStream):
                         yield callback
                 running.popleft()
                 await task
-                # The consumer has taken every record of the window: let it make them
-                # durable, then record the window as complete.
-                if self._before_checkpoint is not None:
-                    state = self._before_checkpoint(self.windows[index])
-                done.add(index)
-                self._windows_done = len(done)
-                self._save(done, state)
-                self._report()
             if self._checkpoint is not None:
                 # Complete: a rerun with this path starts a new export, not an empty one.
                 with contextlib.suppress(FileNotFoundError):
