@@ -368,3 +368,209 @@ def test_window_text_and_json_round_trip() -> None:
     assert str(window) == "2026-03-01..2026-03-30 stage=PENDING recipient=System"
     assert ExportWindow.from_json(window.to_json()) == window
     assert ExportWindow.from_json(window.to_json()).total == 12
+
+
+# --- windows that grow beyond the cap between planning and walking --------------------
+
+GROW_START, GROW_END = date(2026, 3, 1), date(2026, 3, 3)
+GROW_HOT = date(2026, 3, 2)
+
+
+def _minute(day: date) -> int:
+    return day.toordinal() * 1440 + 600
+
+
+def _grow_on_plan(emu: ConvosoEmulator, day: date) -> Any:
+    """A progress callback that adds one callback (PENDING, System) on ``day`` at the
+    first report after the plan is made, before any window is walked."""
+    store = emu.store
+    grown: list[ExportProgress] = []
+
+    def progress(p: ExportProgress) -> None:
+        if p.windows_total and not grown:
+            grown.append(p)
+            store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(day))
+
+    return progress
+
+
+@pytest.fixture
+def at_cap() -> ConvosoEmulator:
+    """60,000 records over three days, the middle one holding exactly the cap."""
+    return ConvosoEmulator(
+        60_000, seed=3, start_date=GROW_START, days=3, hot_days={GROW_HOT: REACHABLE}
+    )
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_a_day_that_grows_beyond_the_cap_after_planning_is_split_and_exported_once(
+    at_cap: ConvosoEmulator, concurrency: int
+) -> None:
+    grow = _grow_on_plan(at_cap, GROW_HOT)
+    seen: list[ExportProgress] = []
+
+    def progress(p: ExportProgress) -> None:
+        grow(p)
+        seen.append(p)
+
+    async with at_cap, client_for(at_cap) as client:
+        export = client.callbacks.export(
+            GROW_START, GROW_END, progress=progress, concurrency=concurrency
+        )
+        got = [c async for c in export]
+        forms = search_forms(at_cap)
+    ids = [c.id for c in got]
+    assert len(ids) == len(set(ids)) == len(at_cap.store) == 60_001
+    assert set(ids) == set(at_cap.store.ids())
+    days = [c.callback_time.date() for c in got]  # type: ignore[union-attr]
+    assert days == sorted(days)
+    # The plan shows the split: the hot day by stage, the other days as planned.
+    assert [(w.start, w.stage) for w in export.windows] == [
+        (GROW_START, None),
+        *[(GROW_HOT, s) for s in export_mod.STAGE_PARTS],
+        (GROW_END, None),
+    ]
+    assert all(w.total <= REACHABLE for w in export.windows)
+    assert sum(w.total for w in export.windows) == 60_001
+    # Progress followed the re-plan: windows and the expected count, done at the end.
+    assert seen[0].windows_total == 3
+    assert seen[0].records_expected == 60_000
+    last = seen[-1]
+    assert last.windows_done == last.windows_total == len(export.windows) == 6
+    assert last.records_done == last.records_expected == 60_001
+    assert [p.windows_done for p in seen] == sorted(p.windows_done for p in seen)
+    # Cost: the plan's 1 + 3 probes, 4 stage probes for the re-plan; the page that found
+    # the day beyond the cap counts as a page.
+    assert export.probes == 1 + 3 + 4
+    assert export.pages_fetched == len(forms) - export.probes
+    assert export.pages_fetched == 1 + sum(-(-w.total // 5000) for w in export.windows)
+
+
+async def test_merged_days_that_grow_beyond_the_cap_are_planned_again_day_by_day() -> None:
+    day1, day2 = date(2026, 3, 1), date(2026, 3, 2)
+    emu = ConvosoEmulator(REACHABLE, seed=4, start_date=day1, days=2, hot_days={day1: 30_000})
+    grow = _grow_on_plan(emu, day2)
+    async with emu, client_for(emu) as client:
+        export = client.callbacks.export(day1, day2, progress=grow)
+        ids = [c.id async for c in export]
+    assert len(ids) == len(set(ids)) == len(emu.store) == REACHABLE + 1
+    assert set(ids) == set(emu.store.ids())
+    assert [(w.start, w.end, w.stage, w.total) for w in export.windows] == [
+        (day1, day1, None, 30_000),
+        (day2, day2, None, 25_001),
+    ]
+    assert export.probes == 1 + 2  # the plan's whole-range probe, then one per day
+    assert export.progress.windows_done == export.progress.windows_total == 2
+
+
+async def test_a_part_that_grows_beyond_the_cap_too_is_split_again(
+    at_cap: ConvosoEmulator,
+) -> None:
+    store = at_cap.store
+    pending = sum(
+        1
+        for r in store.records()
+        if r["stage"] == "PENDING" and r["callback_time"].startswith(str(GROW_HOT))
+    )
+    grow = _grow_on_plan(at_cap, GROW_HOT)
+    split: list[ExportProgress] = []
+
+    def progress(p: ExportProgress) -> None:
+        grow(p)
+        if p.windows_total > 3 and not split:
+            # The hot day was just split by stage; its PENDING part, not walked yet,
+            # grows beyond the cap too (half System, half Personal).
+            split.append(p)
+            for n in range(REACHABLE + 1 - pending):
+                store.insert(lead_id=store.lead[0], recipient=n % 2, minute=_minute(GROW_HOT))
+
+    async with at_cap, client_for(at_cap) as client:
+        export = client.callbacks.export(GROW_START, GROW_END, progress=progress)
+        ids = [c.id async for c in export]
+    assert split
+    assert len(ids) == len(set(ids)) == len(store)
+    assert set(ids) == set(store.ids())
+    hot = [(w.stage, w.recipient) for w in export.windows if w.start == GROW_HOT]
+    assert hot == [
+        ("COMPLETED", None),
+        ("PAST_DUE", None),
+        ("PENDING", "System"),
+        ("PENDING", "Personal"),
+        ("DISMISSED", None),
+    ]
+    assert export.progress.records_done == export.progress.records_expected == len(store)
+    assert export.progress.windows_done == export.progress.windows_total == 7
+
+
+async def test_a_re_planned_export_checkpoints_the_parts_and_resumes_from_them(
+    at_cap: ConvosoEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.ckpt.json"
+    grow = _grow_on_plan(at_cap, GROW_HOT)
+    got: list[str] = []
+
+    class Crash(Exception):
+        pass
+
+    def progress(p: ExportProgress) -> None:
+        grow(p)
+        if p.windows_done == 3:  # the first day and two of the hot day's stages
+            raise Crash
+
+    async with at_cap:
+        async with client_for(at_cap) as client:
+            export = client.callbacks.export(
+                GROW_START,
+                GROW_END,
+                checkpoint=path,
+                progress=progress,
+                before_checkpoint=lambda window: {"records": len(got)},
+            )
+            with pytest.raises(Crash):
+                await drain(export, got)
+        saved = read_json(path)
+        # The checkpoint holds the re-planned windows, and its done indices point at them.
+        windows = [ExportWindow.from_json(w) for w in saved["windows"]]
+        assert windows == export.windows
+        assert len(windows) == 6
+        assert saved["done"] == [0, 1, 2]
+        assert [(w.start, w.stage) for w in windows[1:3]] == [
+            (GROW_HOT, "COMPLETED"),
+            (GROW_HOT, "PAST_DUE"),
+        ]
+        got = got[: saved["state"]["records"]]
+        assert saved["records_done"] == len(got)
+        at_cap.reset_stats()
+        async with client_for(at_cap) as client:
+            resumed = client.callbacks.export(GROW_START, GROW_END, checkpoint=path)
+            async for callback in resumed:
+                got.append(callback.id)
+        forms = search_forms(at_cap)
+    assert len(got) == len(set(got)) == len(at_cap.store) == 60_001
+    assert set(got) == set(at_cap.store.ids())
+    assert all(f["limit"] != "1" for f in forms)  # no probes: the plan came back
+    assert not any(f.get("stage") in ("COMPLETED", "PAST_DUE") for f in forms)
+    assert resumed.progress.windows_done == resumed.progress.windows_total == 6
+    assert not path.exists()
+
+
+async def test_the_narrowest_partition_growing_beyond_the_cap_raises_naming_it() -> None:
+    # Exactly the cap of PENDING System callbacks on one day: planned as one window.
+    emu = ConvosoEmulator(1, seed=6, start_date=HOT, days=1)
+    store = emu.store
+    (first,) = store.records()
+    already = first["stage"] == "PENDING" and first["recipient"] == "System"
+    for _ in range(REACHABLE - already):
+        store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(HOT))
+    grow = _grow_on_plan(emu, HOT)
+    async with emu, client_for(emu) as client:
+        export = client.callbacks.export(
+            HOT, HOT, stage="PENDING", recipient="system", progress=grow
+        )
+        with pytest.raises(PaginationLimitError) as caught:
+            await drain(export)
+    message = str(caught.value)
+    assert f"window {HOT} stage=PENDING recipient=System" in message
+    assert "narrowest partition" in message
+    assert "use client.callbacks.export()" not in message
+    assert caught.value.total == REACHABLE + 1
