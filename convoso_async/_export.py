@@ -21,6 +21,11 @@ export plans *windows*, each under the cap, that partition the search:
    order (date order; a split day's stages in the order above), each window in the
    API's result order. Between the walkers and the consumer sit queues of one page
    each, so memory is bounded by the pages in flight, not by the export's size.
+5. **Re-plan.** Data grows while an export runs: a window planned under the cap can be
+   beyond it when its turn comes, and its search then raises before yielding anything.
+   That window is planned again as above (merged days day by day, a day by stage, then
+   recipient), the parts replace it in ``windows`` (and in the checkpoint) and are
+   walked in its place. Only the narrowest partition beyond the cap raises.
 
 Everything the export starts is a task it owns: leaving the ``async for`` early (break,
 error, cancellation) cancels and awaits them all.
