@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -25,7 +26,14 @@ from ._errors import ConvosoError
 from ._export import CallbackExport, ExportProgress, ExportWindow
 from ._models import CallbackPage, Recipient, Stage
 from ._pagination import CallbackSearch
-from ._retry import RetryBudget, RetryPolicy, call_with_retries, is_retryable
+from ._retry import (
+    RetryBudget,
+    RetryPolicy,
+    Tries,
+    call_with_retries,
+    continue_with_retries,
+    is_retryable,
+)
 from ._transport import Transport
 
 logger = logging.getLogger("convoso_async")
@@ -157,18 +165,22 @@ class ConvosoClient:
         *,
         idempotent: bool,
         decode: Callable[[bytes], T],
+        tries: Tries | None = None,
+        failed: ConvosoError | None = None,
     ) -> T:
         """POST ``form`` to ``endpoint`` under the retry policy; return ``decode(body)``.
 
         ``decode`` gets the body of a 2xx answer and raises the typed error of one that
         is not a success; it runs inside the retries, so a retryable error is retried.
+        ``tries`` counts the call's attempts. Passing it back with ``failed``, the error
+        of an answer found unreadable after the call returned, continues that call with
+        the attempts the policy has left.
         """
-
-        attempts = 0
+        tries = tries if tries is not None else Tries()
+        before = tries.made
 
         async def attempt(remaining: float | None) -> T:
-            nonlocal attempts
-            attempts += 1
+            tries.made += 1
             self.requests_sent += 1
             if self._limiter is not None:
                 await self._limiter.wait()
@@ -185,16 +197,27 @@ class ConvosoClient:
                 raise
 
         try:
-            return await call_with_retries(
+            if failed is None:
+                return await call_with_retries(
+                    attempt,
+                    policy=self.retry,
+                    budget=self._budget,
+                    idempotent=idempotent,
+                    what=endpoint,
+                )
+            return await continue_with_retries(
                 attempt,
+                failed,
+                spent=before,
                 policy=self.retry,
                 budget=self._budget,
                 idempotent=idempotent,
                 what=endpoint,
             )
         finally:
-            # Counted per call: other calls' requests interleave with this one's.
-            self.retries += max(0, attempts - 1)
+            # Counted per call: other calls' requests interleave with this one's. Every
+            # attempt of a continued call is a retry.
+            self.retries += max(0, tries.made - before - (failed is None))
 
 
 def _filters_from(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,6 +239,8 @@ class _LandedPage:
     five times the size of its bytes. So the walk opens a page when it reaches it. A body
     that then proves unreadable in a way a retry can fix (not JSON, a transient error) is
     fetched again, parsed inside the retry policy this time; any other error is raised.
+    The fetch continues the call that brought the body, with the attempts it has left,
+    and takes a place among the walk's requests in flight (``slot``).
     """
 
     __slots__ = ("_body", "_client", "_fetch_again", "_limit", "_offset")
@@ -226,7 +251,7 @@ class _LandedPage:
         *,
         offset: int,
         limit: int,
-        fetch_again: Callable[[], Awaitable[proto.PageBody]],
+        fetch_again: Callable[[ConvosoError], Awaitable[proto.PageBody]],
         client: ConvosoClient,
     ) -> None:
         self._body = body
@@ -239,7 +264,7 @@ class _LandedPage:
         """``total`` if the body's head tells it without parsing (the documented shape)."""
         return proto.peek_total(self._body)
 
-    async def open(self) -> proto.PageBody:
+    async def open(self, slot: Callable[[], AbstractAsyncContextManager[None]]) -> proto.PageBody:
         """Parse the page (once: the body is released)."""
         body, self._body = self._body, b""
         try:
@@ -249,8 +274,8 @@ class _LandedPage:
             if not is_retryable(error, idempotent=True):
                 raise
             logger.warning("a search page could not be read (%s); fetching it again", error)
-            self._client.retries += 1
-            return await self._fetch_again()
+            async with slot():
+                return await self._fetch_again(error)
 
 
 class Callbacks:
@@ -295,17 +320,23 @@ class Callbacks:
 
     async def _landed_page(self, filters: proto.Form, offset: int, limit: int) -> _LandedPage:
         """A page for the paginator: its body as it arrived, parsed when the walk opens it."""
+        form = proto.page_form(filters, offset=offset, limit=limit)
+        tries = Tries()
+
+        def fetch_again(error: ConvosoError) -> Awaitable[proto.PageBody]:
+            parse = partial(proto.parse_page, offset=offset, limit=limit)
+            return self._client._call(
+                proto.SEARCH, form, idempotent=True, decode=parse, tries=tries, failed=error
+            )
 
         def landed(body: bytes) -> _LandedPage:
             return _LandedPage(
-                body,
-                offset=offset,
-                limit=limit,
-                fetch_again=lambda: self._page(filters, offset, limit),
-                client=self._client,
+                body, offset=offset, limit=limit, fetch_again=fetch_again, client=self._client
             )
 
-        return await self._search(filters, offset, limit, landed)
+        return await self._client._call(
+            proto.SEARCH, form, idempotent=True, decode=landed, tries=tries
+        )
 
     def search(
         self,

@@ -31,6 +31,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
 
@@ -64,8 +65,12 @@ class LandedPage(Protocol):
     def total_hint(self) -> int | None:
         """``total``, if it can be known without parsing the page."""
 
-    async def open(self) -> RawPage:
-        """Parse the page (once), raising the client's typed error if it cannot."""
+    async def open(self, slot: Callable[[], AbstractAsyncContextManager[None]]) -> RawPage:
+        """Parse the page (once), raising the client's typed error if it cannot.
+
+        A page fetched again (its body proved unreadable) first takes ``slot()``: a place
+        among the walk's requests in flight.
+        """
 
 
 #: Records decoded at a time, with a turn of the event loop before each slice (about
@@ -285,7 +290,7 @@ class CallbackSearch(CallbackStream):
         total = landed.total_hint
         page: RawPage | None = None
         if total is None:
-            page = await landed.open()
+            page = await landed.open(nullcontext)  # nothing else is in flight yet
             total = page.total
         self.total = total
         self._end = self._planned_end(start, total)  # may raise before any yield
@@ -296,7 +301,7 @@ class CallbackSearch(CallbackStream):
         try:
             if page is None:
                 await _let_requests_leave()
-                page = await landed.open()
+                page = await landed.open(window.reserve)
             while True:
                 self._replan(page.total, tally)
                 for chunk in self._slices(page, request, tally):
@@ -310,7 +315,7 @@ class CallbackSearch(CallbackStream):
                 if landed_next is None:
                     break
                 request, landed = landed_next
-                page = await landed.open()
+                page = await landed.open(window.reserve)
         finally:
             await window.close()
 
@@ -410,11 +415,17 @@ class _Window:
         self._queue: deque[tuple[PageRequest, asyncio.Task[LandedPage]]] = deque()
         self._in_flight = 0
         self._closed = False
+        self._reserving = 0  # the walk waits for a place for a request of its own
+        self._freed = asyncio.Event()
 
     def fill(self) -> None:
         # The queue holds requests in flight and pages landed; the page the walk has
         # taken may still be in flight too.
-        while not self._closed and len(self._queue) < self._size and self._in_flight < self._size:
+        while (
+            not self._closed
+            and len(self._queue) < self._size
+            and self._in_flight + self._reserving < self._size
+        ):
             request = self._plan()
             if request is None:
                 return
@@ -425,7 +436,26 @@ class _Window:
 
     def _landed(self, task: asyncio.Task[LandedPage]) -> None:
         self._in_flight -= 1
+        self._freed.set()
         self.fill()
+
+    @asynccontextmanager
+    async def reserve(self) -> AsyncIterator[None]:
+        """A place among the requests in flight for one the walk sends itself (a page
+        fetched again), taken before any new request ahead is let out."""
+        self._reserving += 1
+        try:
+            while self._in_flight >= self._size:
+                self._freed.clear()
+                await self._freed.wait()
+        finally:
+            self._reserving -= 1
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self.fill()
 
     async def next(self) -> tuple[PageRequest, LandedPage] | None:
         """The next page in offset order, waiting for it if needed; ``None`` when done."""

@@ -168,6 +168,38 @@ async def call_with_retries(
     return result
 
 
+@attrs.define
+class Tries:
+    """The attempts one call has made, kept by a caller that may continue the call."""
+
+    made: int = 0
+
+
+async def continue_with_retries(
+    attempt: Callable[[float | None], Awaitable[T]],
+    error: ConvosoError,
+    *,
+    spent: int,
+    policy: RetryPolicy,
+    budget: RetryBudget | None,
+    idempotent: bool,
+    what: str,
+) -> T:
+    """Carry on a call whose answer, accepted after ``spent`` attempts, proved unreadable
+    later (a search page parsed when the paginator reaches it): ``error`` counts as the
+    last of those attempts, so the call makes only the attempts the policy has left, each
+    drawing on the budget. Its deadline runs afresh from here.
+    """
+    if spent >= policy.attempts or not is_retryable(error, idempotent=idempotent):
+        raise error
+    result = await _retry(
+        attempt, error, time.monotonic(), policy, budget, idempotent, what, spent=spent
+    )
+    if budget is not None:
+        budget.refund()
+    return result
+
+
 async def _retry(
     attempt: Callable[[float | None], Awaitable[T]],
     first_error: ConvosoError,
@@ -176,8 +208,13 @@ async def _retry(
     budget: RetryBudget | None,
     idempotent: bool,
     what: str,
+    *,
+    spent: int = 1,
 ) -> T:
+    """Retry after ``first_error``, the failure of attempt ``spent`` (replayed to tenacity
+    as its attempt 1), until ``policy.attempts`` in all."""
     pending_replay: list[ConvosoError] = [first_error]
+    earlier = spent - 1  # attempts made before the replayed one
 
     def remaining() -> float | None:
         if policy.deadline is None:
@@ -189,7 +226,7 @@ async def _retry(
             raise pending_replay.pop()
         return await attempt(remaining())
 
-    attempts_spent = stop_after_attempt(policy.attempts)
+    attempts_spent = stop_after_attempt(policy.attempts - earlier)
 
     def stop(state: RetryCallState) -> bool:
         if attempts_spent(state):
@@ -206,7 +243,7 @@ async def _retry(
         logger.info(
             "%s failed (attempt %d of %d): %s; retrying in %.3fs",
             what,
-            state.attempt_number,
+            earlier + state.attempt_number,
             policy.attempts,
             error,
             wait,

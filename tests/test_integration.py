@@ -17,6 +17,7 @@ from convoso_async import (
     ConvosoAPIError,
     ConvosoClient,
     InvalidParameterError,
+    MalformedResponseError,
     NotFoundError,
     PaginationLimitError,
     RateLimitError,
@@ -201,8 +202,50 @@ async def test_a_page_whose_json_was_cut_is_fetched_again_when_the_walk_reaches_
         assert client.retries == 1
     assert got == clean
     offsets = [r.form["offset"] for r in emu.requests]
-    assert offsets[:3] == ["0", "100", "100"]
+    assert offsets[:2] == ["0", "100"]
+    assert offsets.count("100") == 2  # that page alone, once more
     assert len(offsets) == len(emu.store) // 100 + 1
+
+
+async def test_a_page_fetched_again_waits_for_a_place_among_the_walks_requests(
+    emu: ConvosoEmulator,
+) -> None:
+    """The first page's JSON arrives cut, after the next two requests have left on the
+    total read off its head (the documented shape): the third request waits for one."""
+    emu.faults = Faults(latency=0.02)
+    emu.script(["truncated_json"])
+    async with client_for(emu, max_concurrency=8) as client:
+        got = await client.callbacks.search(page_size=100, concurrency=2).collect()
+    assert len(got) == len(emu.store)
+    assert emu.max_in_flight == 2
+
+
+async def test_a_page_fetched_again_makes_only_the_attempts_its_call_has_left(
+    emu: ConvosoEmulator,
+) -> None:
+    """The body that proves unreadable was the call's third attempt: of 3, none is left."""
+    emu.faults = Faults(retry_after=0)
+    emu.script(["status_503", "status_503", "truncated_json"])
+    async with client_for(emu) as client:  # FAST: 3 attempts
+        with pytest.raises(MalformedResponseError):
+            await client.callbacks.search(page_size=2000).collect()
+        assert client.retries == 2
+    assert len(emu.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [RetryPolicy(attempts=1), RetryPolicy(attempts=5, retry_budget=0)],
+    ids=["one-attempt", "no-budget"],
+)
+async def test_a_page_is_not_fetched_again_when_the_policy_allows_no_retry(
+    emu: ConvosoEmulator, policy: RetryPolicy
+) -> None:
+    emu.script(["truncated_json"])
+    async with client_for(emu, retry=policy) as client:
+        with pytest.raises(MalformedResponseError):
+            await client.callbacks.search(page_size=2000).collect()
+    assert len(emu.requests) == 1
 
 
 async def test_requests_in_flight_never_exceed_max_concurrency(emu: ConvosoEmulator) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -31,7 +32,7 @@ class Raw:
         self.total_hint = page.total if hint else None
         self._on_open = on_open
 
-    async def open(self) -> Raw:
+    async def open(self, slot: Callable[[], AbstractAsyncContextManager[None]]) -> Raw:
         if self._on_open is not None:
             self._on_open()
         return self
