@@ -223,6 +223,8 @@ class CallbackSearch(CallbackStream):
         self.pages_fetched = 0
         self._started = False
         self._cursor = self._end = 0
+        #: Wanted records the latest ``total`` puts beyond the caps.
+        self._out_of_reach = 0
 
     def __repr__(self) -> str:
         return (
@@ -313,6 +315,10 @@ class CallbackSearch(CallbackStream):
                 window.fill()
                 landed_next = await window.next()
                 if landed_next is None:
+                    if self._out_of_reach and not self.truncate:
+                        # The total grew past the caps during the walk: all that paging
+                        # reaches is handed out; say what is missing, not "done".
+                        raise self._beyond_reach(page.total, start, grew=True)
                     break
                 request, landed = landed_next
                 page = await landed.open(window.reserve)
@@ -371,18 +377,11 @@ class CallbackSearch(CallbackStream):
         wanted = total
         if self.max_items is not None:
             wanted = min(total, start + self.max_items + dropped)
-        if wanted <= REACHABLE:
+        self._out_of_reach = max(0, wanted - REACHABLE)
+        if not self._out_of_reach:
             return wanted
         if initial and not self.truncate:
-            raise PaginationLimitError(
-                f"{total} callbacks match these filters, but offset/limit paging reaches only "
-                f"records {start}..{REACHABLE - 1} (offset <= {MAX_OFFSET}, limit <= "
-                f"{MAX_LIMIT}): {wanted - REACHABLE} are out of reach. Narrow the filters "
-                "(a shorter date range, a stage, a campaign), pass truncate=True to take the "
-                "reachable part, or use client.callbacks.export(), which splits the search.",
-                total=total,
-                reachable=REACHABLE - start,
-            )
+            raise self._beyond_reach(total, start)
         if initial:
             logger.warning(
                 "search matches %d callbacks; truncate=True: yielding the %d reachable by "
@@ -392,6 +391,23 @@ class CallbackSearch(CallbackStream):
                 wanted - REACHABLE,
             )
         return REACHABLE
+
+    def _beyond_reach(self, total: int, start: int, *, grew: bool = False) -> PaginationLimitError:
+        when = (
+            f"{total} callbacks now match these filters (the total grew during the walk); "
+            f"records {start}..{REACHABLE - 1} were yielded, but"
+            if grew
+            else f"{total} callbacks match these filters, but"
+        )
+        return PaginationLimitError(
+            f"{when} offset/limit paging reaches only records {start}..{REACHABLE - 1} "
+            f"(offset <= {MAX_OFFSET}, limit <= {MAX_LIMIT}): {self._out_of_reach} are out of "
+            "reach. Narrow the filters (a shorter date range, a stage, a campaign), pass "
+            "truncate=True to take the reachable part, or use client.callbacks.export(), "
+            "which splits the search.",
+            total=total,
+            reachable=REACHABLE - start,
+        )
 
 
 class _Window:

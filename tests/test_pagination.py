@@ -255,6 +255,38 @@ async def test_truncate_yields_the_reachable_part_and_warns_once(
     assert "1000" in warnings[0].getMessage()
 
 
+def grow_after_first_page(source: PageSource, to: int) -> None:
+    """Append records past the end once the first page has been answered."""
+
+    def grow(offset: int) -> None:
+        if offset > 0 and len(source.records) < to:
+            source.records.extend(Callback(id=str(i)) for i in range(len(source.records), to))
+
+    source.before_answer = grow
+
+
+async def test_a_total_grown_past_the_cap_during_the_walk_raises_after_the_reachable_part() -> None:
+    source = PageSource(55_000)
+    grow_after_first_page(source, 55_010)
+    pager = CallbackSearch(source.fetch, page_size=5000, concurrency=4)
+    got: list[str] = []
+    with pytest.raises(PaginationLimitError) as info:
+        await drain(pager, got)
+    assert [int(i) for i in got] == list(range(55_000))  # all that paging reaches, first
+    assert info.value.total == 55_010
+    assert "grew during the walk" in str(info.value)
+    assert "10 are out of reach" in str(info.value)
+    assert pager.next_offset == 55_000
+    assert max(offset for offset, _ in source.requests) == 50_000
+
+
+async def test_a_total_grown_past_the_cap_with_truncate_ends_quietly_at_the_cap() -> None:
+    source = PageSource(55_000)
+    grow_after_first_page(source, 55_010)
+    pages = [p async for p in CallbackSearch(source.fetch, page_size=5000, truncate=True).pages()]
+    assert sum(len(p.results) for p in pages) == 55_000
+
+
 async def test_yields_in_offset_order_when_later_pages_answer_first() -> None:
     source = PageSource(50, gated=True)
     pager = CallbackSearch(source.fetch, page_size=10, concurrency=4)
