@@ -22,10 +22,12 @@ export plans *windows*, each under the cap, that partition the search:
    API's result order. Between the walkers and the consumer sit queues of one page
    each, so memory is bounded by the pages in flight, not by the export's size.
 5. **Re-plan.** Data grows while an export runs: a window planned under the cap can be
-   beyond it when its turn comes, and its search then raises before yielding anything.
-   That window is planned again as above (merged days day by day, a day by stage, then
-   recipient), the parts replace it in ``windows`` (and in the checkpoint) and are
-   walked in its place. Only the narrowest partition beyond the cap raises.
+   beyond it when its turn comes (its search raises before yielding anything), or grow
+   beyond it while it is walked (its search raises after all that paging reaches; the
+   records it gave are not repeated, as ids are de-duplicated). That window is planned
+   again as above (merged days day by day, a day by stage, then recipient), the parts
+   replace it in ``windows`` (and in the checkpoint) and are walked in its place. Only
+   the narrowest partition beyond the cap raises.
 
 Everything the export starts is a task it owns: leaving the ``async for`` early (break,
 error, cancellation) cancels and awaits them all.
@@ -494,9 +496,11 @@ class CallbackExport(CallbackStream):
         """Hand ``window``'s pages to ``queue``, then :class:`_End`.
 
         Data grows while an export runs: a window planned under the cap may be beyond it
-        by the time it is walked, and its search then raises before yielding anything.
-        That window is re-planned (:meth:`_replan`), :class:`_Replanned` tells the
-        consumer, and the parts are walked in its place, each ending with its own
+        by the time it is walked, and its search then raises before yielding anything, or
+        grow beyond it during its walk, and its search raises once it has given all that
+        paging reaches. That window is re-planned (:meth:`_replan`), :class:`_Replanned`
+        tells the consumer, and the parts are walked in its place (the consumer's id
+        de-duplication drops what the window already gave), each ending with its own
         :class:`_End`. A part that has grown beyond the cap in turn is split again; a
         re-plan that gives back the window itself (its days shrank again) is walked once
         more and then the search's error stands.
@@ -513,16 +517,17 @@ class CallbackExport(CallbackStream):
                             handed = True
                             await queue.put(page)
                 except PaginationLimitError as exc:
-                    if handed or not may_replan:
+                    if not may_replan:
                         raise
                     parts = await self._replan(current, exc.total)
                     logger.warning(
                         "export: %s holds %d callbacks, beyond the cap since it was planned "
-                        "(%d); walking it as %d parts",
+                        "(%d); walking it as %d parts%s",
                         self._describe(current),
                         exc.total,
                         current.total,
                         len(parts),
+                        " (the records it already gave are not repeated)" if handed else "",
                     )
                     await queue.put(_Replanned(tuple(parts), search.pages_fetched))
                     todo.extendleft((p, p != current) for p in reversed(parts))

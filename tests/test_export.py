@@ -446,6 +446,33 @@ async def test_a_day_that_grows_beyond_the_cap_after_planning_is_split_and_expor
     assert export.pages_fetched == 1 + sum(-(-w.total // 5000) for w in export.windows)
 
 
+async def test_a_day_that_grows_beyond_the_cap_during_its_walk_is_split_and_finished(
+    at_cap: ConvosoEmulator,
+) -> None:
+    """The record lands once the hot day has given pages: its search ends at the cap and
+    raises; the day is split and walked again, and only the record it missed is new."""
+    store = at_cap.store
+    grown: list[int] = []
+
+    def progress(p: ExportProgress) -> None:
+        if p.records_done >= 10_000 and not grown:  # inside the hot day's walk
+            grown.append(p.records_done)
+            store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(GROW_HOT))
+
+    async with at_cap, client_for(at_cap) as client:
+        export = client.callbacks.export(GROW_START, GROW_END, progress=progress, concurrency=1)
+        ids = [c.id async for c in export]
+    assert grown
+    assert len(ids) == len(set(ids)) == len(store) == 60_001
+    assert set(ids) == set(store.ids())
+    assert [(w.start, w.stage) for w in export.windows] == [
+        (GROW_START, None),
+        *[(GROW_HOT, s) for s in export_mod.STAGE_PARTS],
+        (GROW_END, None),
+    ]
+    assert export.progress.records_done == export.progress.records_expected == 60_001
+
+
 async def test_merged_days_that_grow_beyond_the_cap_are_planned_again_day_by_day() -> None:
     day1, day2 = date(2026, 3, 1), date(2026, 3, 2)
     emu = ConvosoEmulator(REACHABLE, seed=4, start_date=day1, days=2, hot_days={day1: 30_000})
