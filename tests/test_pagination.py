@@ -57,6 +57,7 @@ class PageSource:
         self.events: list[tuple[str, int]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.answered = 0
         self.cancelled = 0
         self.gates: dict[int, asyncio.Event] | None = {} if gated else None
         self.fail_at: dict[int, Exception] = {}
@@ -68,7 +69,7 @@ class PageSource:
         await self.until(lambda: len(self.requests) >= count)
 
     async def until(self, predicate: Callable[[], bool]) -> None:
-        """Wait until ``predicate()`` holds; checked whenever a request arrives or ends."""
+        """Wait until ``predicate()`` holds; checked whenever a request arrives or is answered."""
         async with self._arrivals:
             await self._arrivals.wait_for(predicate)
 
@@ -95,6 +96,8 @@ class PageSource:
                 raise self.fail_at.pop(offset)
             if self.before_answer is not None:
                 self.before_answer(offset)
+            self.answered += 1
+            await self._notify()
             return Raw(
                 CallbackPage(
                     offset=offset,
@@ -439,9 +442,13 @@ async def test_pages_view_next_offset_after_break_resumes_without_repeat() -> No
 async def test_pages_view_next_offset_after_an_error_in_the_loop_body() -> None:
     source = PageSource(50)
     pager = CallbackSearch(source.fetch, page_size=10)
-    with pytest.raises(ZeroDivisionError):
+
+    async def failing_body() -> None:
         async for _ in pager.pages():
             raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        await failing_body()
     assert pager.next_offset == 10
 
 
@@ -452,11 +459,11 @@ async def test_a_slow_consumer_holds_at_most_concurrency_pages_ahead() -> None:
         await source.until_requests(5)
         for offset in (10, 20, 30, 40):
             source.gate(offset).set()
-        while source.in_flight:  # turns of the loop, not time: the pages land
-            await asyncio.sleep(0)
+        await source.until(lambda: source.answered == 5)
         # Turns in which the landed pages' done-callbacks could send more requests.
         for _ in range(5):
             await asyncio.sleep(0)
+        assert source.in_flight == 0
         assert source.requests[5:] == []  # four pages wait ahead; none more was asked for
         for expected in range(1, 11):
             assert (await anext(pager)).id == str(expected)
