@@ -75,11 +75,18 @@ class _RateLimiter:
         self._next = 0.0
 
     async def wait(self) -> None:
-        now = asyncio.get_running_loop().time()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        """Return when a request may start; the caller must send it before awaiting anything."""
+        loop = asyncio.get_running_loop()
+        # The start is claimed only once it has come, never reserved ahead: a waiter that
+        # is cancelled while asleep (a timeout, a deadline) must leave no claim behind to
+        # push later requests out. Of waiters woken together, the first claims the start
+        # and the others sleep again until the next.
+        while True:
+            now = loop.time()
+            if now >= self._next:
+                self._next = now + self._interval
+                return
+            await asyncio.sleep(self._next - now)
 
 
 class ConvosoClient:

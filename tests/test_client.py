@@ -705,6 +705,23 @@ async def test_rate_limit_spaces_request_starts(
     assert count(mock_api) == 5
 
 
+async def test_cancelled_calls_waiting_on_the_rate_limit_do_not_delay_later_ones(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    mock_api.post(DELETE_URL, payload={"success": True}, repeat=True)
+    async with make_client(fast_retry, rate_limit=10) as client:
+        await client.callbacks.delete("1")
+        queued = [asyncio.create_task(client.callbacks.delete("1")) for _ in range(50)]
+        await asyncio.sleep(0)  # every task is now waiting for its turn
+        for task in queued:
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
+        # The next start is at most one 0.1 s interval away; the 50 cancelled calls would
+        # otherwise have pushed it out by 5 s.
+        await asyncio.wait_for(client.callbacks.delete("1"), timeout=1.0)
+    assert count(mock_api) == 2
+
+
 # --- configuration -----------------------------------------------------------------------
 
 
