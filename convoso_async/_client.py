@@ -1,7 +1,7 @@
 """``ConvosoClient``: configuration, the shared request path, and ``client.callbacks``.
 
 Every request goes through :meth:`ConvosoClient._call`: validate (already done by the
-form builders), wait for the rate limiter and a concurrency slot, POST, release the slot
+form builders), wait for a concurrency slot and then the rate limiter, POST, release the slot
 the moment the body is read, then check and decode. Retries wrap exactly that one call.
 """
 
@@ -189,9 +189,11 @@ class ConvosoClient:
         async def attempt(remaining: float | None) -> T:
             tries.made += 1
             self.requests_sent += 1
-            if self._limiter is not None:
-                await self._limiter.wait()
             async with self._slots:
+                # The limiter is passed last, once the slot is held: passed before, it let
+                # calls queued on a busy slot go out back to back when the slot freed.
+                if self._limiter is not None:
+                    await self._limiter.wait()
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("POST %s %s", endpoint, _loggable(form))
                 status, headers, body = await self._transport.post(endpoint, form, remaining)

@@ -11,6 +11,7 @@ import pickle
 import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
+from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
@@ -703,6 +704,28 @@ async def test_rate_limit_spaces_request_starts(
         elapsed = loop.time() - started
     assert elapsed >= 4 / 200 * 0.9  # four intervals of 5 ms between five starts
     assert count(mock_api) == 5
+
+
+async def test_rate_limit_spaces_the_starts_of_calls_queued_for_a_slot(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """One slot, a slow first request: the calls queued behind it must still go out
+    1/rate apart when it frees, not back to back."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def record(url: URL, **kwargs: Any) -> None:
+        starts.append(loop.time())
+        if len(starts) == 1:
+            await asyncio.sleep(0.1)  # five intervals: every other call is queued
+
+    mock_api.post(DELETE_URL, payload={"success": True}, callback=record, repeat=True)
+    async with make_client(fast_retry, rate_limit=50, max_concurrency=1) as client:
+        await asyncio.gather(*(client.callbacks.delete("1") for _ in range(4)))
+    gaps = [later - earlier for earlier, later in pairwise(starts)]
+    assert len(gaps) == 3
+    # Back to back they would be ~1 ms apart; 10% slack for the code run after the limiter.
+    assert min(gaps) >= 1 / 50 * 0.9
 
 
 async def test_cancelled_calls_waiting_on_the_rate_limit_do_not_delay_later_ones(
