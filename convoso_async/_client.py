@@ -34,7 +34,7 @@ from ._retry import (
     continue_with_retries,
     is_retryable,
 )
-from ._transport import Transport
+from ._transport import Transport, deadline_passed
 
 logger = logging.getLogger("convoso_async")
 T = TypeVar("T")
@@ -165,6 +165,21 @@ class ConvosoClient:
     def closed(self) -> bool:
         return self._transport.closed
 
+    async def _take_turn(self) -> None:
+        """Wait for a concurrency slot, then for the rate limiter: the request may go now.
+
+        The caller holds the slot from here and must release it; a wait that is cancelled
+        takes nothing. The limiter is passed last, once the slot is held: passed before,
+        it let calls queued on a busy slot go out back to back when the slot freed.
+        """
+        await self._slots.acquire()
+        try:
+            if self._limiter is not None:
+                await self._limiter.wait()
+        except BaseException:
+            self._slots.release()
+            raise
+
     async def _call(
         self,
         endpoint: str,
@@ -189,14 +204,22 @@ class ConvosoClient:
         async def attempt(remaining: float | None) -> T:
             tries.made += 1
             self.requests_sent += 1
-            async with self._slots:
-                # The limiter is passed last, once the slot is held: passed before, it let
-                # calls queued on a busy slot go out back to back when the slot freed.
-                if self._limiter is not None:
-                    await self._limiter.wait()
+            loop = asyncio.get_running_loop()
+            # The deadline bounds the whole call, queueing included: fixed now, it is
+            # waited for no longer, and the request sent gets only what is left of it.
+            deadline = None if remaining is None else loop.time() + remaining
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._take_turn()
+            except TimeoutError:
+                raise deadline_passed(endpoint) from None
+            try:
+                time_left = None if deadline is None else deadline - loop.time()
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("POST %s %s", endpoint, _loggable(form))
-                status, headers, body = await self._transport.post(endpoint, form, remaining)
+                status, headers, body = await self._transport.post(endpoint, form, time_left)
+            finally:
+                self._slots.release()
             logger.debug("%s answered HTTP %d, %d bytes", endpoint, status, len(body))
             try:
                 proto.check_status(endpoint, status, headers, body, datetime.now(UTC))

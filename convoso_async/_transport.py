@@ -20,6 +20,17 @@ from ._errors import ConvosoError, TransportError
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
+def deadline_passed(endpoint: str) -> TransportError:
+    """The error of an attempt whose retry deadline passed before it could be sent:
+    not sent (so nothing to fear for ``insert``), and not retryable (no time is left)."""
+    return TransportError(
+        "the retry deadline passed before this attempt could be sent",
+        endpoint=endpoint,
+        sent=False,
+        retryable=False,
+    )
+
+
 class Transport:
     """POSTs forms to ``base_url`` through one pooled session, owned or borrowed."""
 
@@ -61,12 +72,7 @@ class Transport:
         """Send one form; return ``(status, headers, body)`` or raise :class:`TransportError`."""
         if time_left is not None and time_left <= 0:
             # aiohttp reads a zero timeout as "none at all": refuse rather than hang.
-            raise TransportError(
-                "the retry deadline passed before this attempt could start",
-                endpoint=endpoint,
-                sent=False,
-                retryable=False,
-            )
+            raise deadline_passed(endpoint)
         session = self._client_session()
         # Encoded here rather than handed to aiohttp as a dict: its FormData path costs
         # ~60 us a request, several times this. The token's field is encoded once.

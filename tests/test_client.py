@@ -657,6 +657,25 @@ async def test_deadline_stops_retrying(mock_api: aioresponses) -> None:
     assert 1 <= count(mock_api) < 1000
 
 
+async def test_calls_whose_deadline_passes_in_the_queue_fail_unsent_and_free_their_slot(
+    mock_api: aioresponses,
+) -> None:
+    """One slot, 0.2 s between starts, a 0.05 s deadline: the second call holds the slot
+    waiting for the rate limiter, the third waits for the slot; both run out of time."""
+    mock_api.post(DELETE_URL, payload={"success": True}, repeat=True)
+    policy = RetryPolicy(initial_wait=0.001, max_wait=0.002, deadline=0.05)
+    async with make_client(policy, max_concurrency=1, rate_limit=5) as client:
+        calls = (client.callbacks.delete("1") for _ in range(3))
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 1.0)
+        assert outcomes[0] is None
+        for queued_out in outcomes[1:]:
+            assert isinstance(queued_out, TransportError)
+            assert not queued_out.sent
+            assert "deadline passed" in str(queued_out)
+        assert not client._slots.locked()  # the slot taken while the limiter was due is back
+    assert count(mock_api) == 1
+
+
 async def test_retry_budget_stops_retries_once_spent(mock_api: aioresponses) -> None:
     policy = RetryPolicy(attempts=10, initial_wait=0.001, max_wait=0.002, retry_budget=10)
     mock_api.post(SEARCH_URL, status=503, repeat=True)

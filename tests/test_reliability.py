@@ -24,6 +24,7 @@ import pytest
 
 from convoso_async import (
     ConvosoClient,
+    ConvosoError,
     MalformedResponseError,
     RateLimitError,
     RetryPolicy,
@@ -359,6 +360,33 @@ async def test_deadline_bounds_the_total_time_across_attempts(emu: ConvosoEmulat
         elapsed = time.monotonic() - started
     assert elapsed < 0.35 + 0.1
     assert 3 <= len(emu.requests) <= 4
+
+
+async def test_deadline_counts_the_time_a_call_waits_for_a_slot(emu: ConvosoEmulator) -> None:
+    """One slot, a 0.2 s server, a 0.3 s deadline, three calls at once: the second is sent
+    with what is left of its deadline after 0.2 s queued and times out; the third is still
+    queued when its deadline passes and fails unsent. No call outlives its deadline."""
+    emu.faults = Faults(latency=0.2)
+    policy = RetryPolicy(initial_wait=0.001, max_wait=0.002, deadline=0.3)
+    async with client_for(emu, policy, max_concurrency=1) as client:
+
+        async def timed() -> tuple[float, BaseException | None]:
+            started = time.monotonic()
+            try:
+                await client.callbacks.search_page(limit=1)
+            except ConvosoError as error:
+                return time.monotonic() - started, error
+            return time.monotonic() - started, None
+
+        outcomes = await asyncio.gather(timed(), timed(), timed())
+    assert outcomes[0][1] is None
+    assert isinstance(outcomes[1][1], TransportError)
+    queued_out = outcomes[2][1]
+    assert isinstance(queued_out, TransportError)
+    assert not queued_out.sent
+    assert "deadline passed" in str(queued_out)
+    assert len(emu.requests) == 2
+    assert max(elapsed for elapsed, _ in outcomes) < 0.3 + 0.15
 
 
 async def test_an_attempt_started_at_the_deadline_is_not_unbounded(
