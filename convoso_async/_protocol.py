@@ -409,7 +409,9 @@ def _looks_like_error(payload: Mapping[str, Any]) -> bool:
     """An answer with no ``success`` flag, no data, and an error code or message."""
     if "data" in payload or "results" in payload:
         return False
-    return "code" in payload or "error" in payload or "text" in payload
+    # Every key _message() reads an error's text from: with no flag and no data, a body
+    # that only says {"message": "Callback not found"} is that error, not a success.
+    return any(key in payload for key in ("code", "error", "text", "message"))
 
 
 def api_error(endpoint: str, payload: Mapping[str, Any], status: int = 200) -> ConvosoAPIError:

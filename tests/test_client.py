@@ -334,6 +334,9 @@ CALLS: dict[str, Any] = {
             InvalidParameterError,
             None,
         ),
+        # No flag, the text only in "message": an error all the same.
+        (UPDATE_URL, "update", {"message": "Callback not found"}, NotFoundError, None),
+        (DELETE_URL, "delete", {"message": "Callback not found"}, NotFoundError, None),
     ],
 )
 async def test_success_false_raises_its_typed_error_without_retry(

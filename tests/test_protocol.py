@@ -878,6 +878,47 @@ def test_callback_id_answer_reads_a_body() -> None:
         proto.callback_id_answer(proto.INSERT, b'{"success": true}')
 
 
+# Flagless error bodies whose text is only in "message" (the reference says to accept
+# text, error and message): update must not report them as a success with the fallback
+# id, nor delete as done.
+@pytest.mark.parametrize(
+    ("body", "cls"),
+    [
+        (b'{"message": "Callback not found"}', NotFoundError),
+        (b'{"message": "Invalid callback time format"}', InvalidParameterError),
+        (b'{"message": "Invalid authentication token"}', AuthenticationError),
+        (b'{"message": "Something went wrong"}', ConvosoAPIError),
+    ],
+)
+def test_a_flagless_error_with_only_a_message_fails_update_and_delete(
+    body: bytes, cls: type[ConvosoAPIError]
+) -> None:
+    with pytest.raises(cls) as update:
+        proto.callback_id_answer(proto.UPDATE, body, "9999")
+    assert update.value.message == json.loads(body)["message"]
+    with pytest.raises(cls):
+        proto.json_answer(proto.DELETE, body)
+
+
+# The documented success bodies, with a "message" added, stay successes.
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"success": true, "message": "Callback deleted"}',
+        b'{"success": true, "data": {"callback_id": "9999"}, "message": "Callback updated"}',
+        b'{"data": {"callback_id": "9999"}, "message": "Callback updated"}',
+    ],
+)
+def test_a_success_body_that_carries_a_message_is_still_a_success(body: bytes) -> None:
+    assert proto.callback_id_answer(proto.UPDATE, body, "9999") == "9999"
+    assert proto.json_answer(proto.DELETE, body) == json.loads(body)
+
+
+def test_a_search_page_that_carries_a_message_is_still_a_page() -> None:
+    body = b'{"offset": 0, "limit": 20, "total": 0, "results": [], "message": "No callbacks"}'
+    assert proto.parse_page(body, offset=0, limit=20).total == 0
+
+
 def test_decode_callback_id_uses_the_fallback_for_update() -> None:
     assert proto.decode_callback_id(proto.UPDATE, {"success": True}, "9999") == "9999"
 
