@@ -203,7 +203,6 @@ class ConvosoClient:
 
         async def attempt(remaining: float | None) -> T:
             tries.made += 1
-            self.requests_sent += 1
             loop = asyncio.get_running_loop()
             # The deadline bounds the whole call, queueing included: fixed now, it is
             # waited for no longer, and the request sent gets only what is left of it.
@@ -213,6 +212,7 @@ class ConvosoClient:
                     await self._take_turn()
             except TimeoutError:
                 raise deadline_passed(endpoint) from None
+            self.requests_sent += 1  # only now is it certain to be sent
             try:
                 time_left = None if deadline is None else deadline - loop.time()
                 if logger.isEnabledFor(logging.DEBUG):
