@@ -398,11 +398,18 @@ def check_success(endpoint: str, payload: Any) -> Mapping[str, Any]:
             f"expected a JSON object, got {type(payload).__name__}", endpoint=endpoint
         )
     success = payload.get("success")
-    if success is False or success in (0, "false", "False", "0"):
+    if _says_no(success):
         raise api_error(endpoint, payload)
     if success is None and _looks_like_error(payload):
         raise api_error(endpoint, payload)
     return payload
+
+
+def _says_no(flag: Any) -> bool:
+    """A ``success`` flag that reports failure, however the server spells it."""
+    if isinstance(flag, str):
+        return flag.strip().lower() in ("false", "0", "no", "")
+    return flag is False or (isinstance(flag, int | float) and flag == 0)
 
 
 def _looks_like_error(payload: Mapping[str, Any]) -> bool:

@@ -628,7 +628,9 @@ def test_odd_code_strings_never_escape_as_value_error(raw: str) -> None:
     assert info.value.code is None
 
 
-@pytest.mark.parametrize("flag", [False, 0, "false", "False", "0"])
+@pytest.mark.parametrize(
+    "flag", [False, 0, 0.0, "false", "False", "FALSE", "0", "no", " false ", ""]
+)
 def test_check_success_recognises_falsy_success_flags(flag: object) -> None:
     with pytest.raises(ConvosoAPIError):
         proto.check_success(proto.DELETE, {"success": flag, "error": "Callback not found"})
@@ -641,6 +643,8 @@ def test_check_success_recognises_falsy_success_flags(flag: object) -> None:
         {"success": True, "data": {"callback_id": "657"}},
         {"offset": 0, "limit": 20, "total": 0, "results": []},
         {"success": "true"},
+        {"success": 1},
+        {"success": "TRUE", "data": {"callback_id": "9"}},
     ],
 )
 def test_check_success_returns_the_object_of_a_success(payload: dict[str, object]) -> None:
