@@ -22,12 +22,13 @@ export plans *windows*, each under the cap, that partition the search:
    API's result order. Between the walkers and the consumer sit queues of one page
    each, so memory is bounded by the pages in flight, not by the export's size.
 5. **Re-plan.** Data grows while an export runs: a window planned under the cap can be
-   beyond it when its turn comes (its search raises before yielding anything), or grow
-   beyond it while it is walked (its search raises after all that paging reaches; the
-   records it gave are not repeated, as ids are de-duplicated). That window is planned
-   again as above (merged days day by day, a day by stage, then recipient), the parts
-   replace it in ``windows`` (and in the checkpoint) and are walked in its place. Only
-   the narrowest partition beyond the cap raises.
+   beyond it when its turn comes, and its search then raises before yielding anything.
+   That window is planned again as above (merged days day by day, a day by stage, then
+   recipient), the parts replace it in ``windows`` (and in the checkpoint) and are
+   walked in its place. Only the narrowest partition beyond the cap raises. A window
+   that grows beyond the cap during its walk is split the same way, but its parts are
+   walked as that one window (ids de-duplicated), so the checkpoint never vouches for a
+   part whose records are already in the output.
 
 Everything the export starts is a task it owns: leaving the ``async for`` early (break,
 error, cancellation) cancels and awaits them all.
@@ -174,7 +175,11 @@ class _SeenIds:
 
 @attrs.frozen
 class _End:
+    """The window's last page is handed. ``total``: what it holds now, if it grew during
+    its walk and was walked as parts."""
+
     pages: int
+    total: int | None = None
 
 
 @attrs.frozen
@@ -496,45 +501,80 @@ class CallbackExport(CallbackStream):
         """Hand ``window``'s pages to ``queue``, then :class:`_End`.
 
         Data grows while an export runs: a window planned under the cap may be beyond it
-        by the time it is walked, and its search then raises before yielding anything, or
-        grow beyond it during its walk, and its search raises once it has given all that
-        paging reaches. That window is re-planned (:meth:`_replan`), :class:`_Replanned`
-        tells the consumer, and the parts are walked in its place (the consumer's id
-        de-duplication drops what the window already gave), each ending with its own
+        by the time it is walked, and its search then raises before yielding anything.
+        That window is re-planned (:meth:`_replan`), :class:`_Replanned` tells the
+        consumer, and the parts are walked in its place, each ending with its own
         :class:`_End`. A part that has grown beyond the cap in turn is split again; a
         re-plan that gives back the window itself (its days shrank again) is walked once
         more and then the search's error stands.
+
+        A window can also grow beyond the cap during its walk: its search raises once it
+        has given all that paging reaches. Its records are then spread over every part,
+        so the parts are walked as that one window (:meth:`_walk_as_one`): the
+        checkpoint records it done only when they all are, and a resume walks it whole,
+        finding it beyond the cap before its first page.
         """
         todo: deque[tuple[ExportWindow, bool]] = deque([(window, True)])
         try:
             while todo:
                 current, may_replan = todo.popleft()
-                search = self._search(current)
-                handed = False
-                try:
-                    async with search:  # a cancelled walk closes its window before it ends
-                        async for page in search.pages():
-                            handed = True
-                            await queue.put(page)
-                except PaginationLimitError as exc:
-                    if not may_replan:
-                        raise
-                    parts = await self._replan(current, exc.total)
-                    logger.warning(
-                        "export: %s holds %d callbacks, beyond the cap since it was planned "
-                        "(%d); walking it as %d parts%s",
-                        self._describe(current),
-                        exc.total,
-                        current.total,
-                        len(parts),
-                        " (the records it already gave are not repeated)" if handed else "",
-                    )
-                    await queue.put(_Replanned(tuple(parts), search.pages_fetched))
-                    todo.extendleft((p, p != current) for p in reversed(parts))
+                pages, grown, handed = await self._walk_one(current, queue)
+                if grown is None:
+                    await queue.put(_End(pages))
                     continue
-                await queue.put(_End(search.pages_fetched))
+                if not may_replan:
+                    raise grown
+                parts = await self._replan(current, grown.total)
+                logger.warning(
+                    "export: %s holds %d callbacks, beyond the cap since it was planned "
+                    "(%d); walking it as %d parts%s",
+                    self._describe(current),
+                    grown.total,
+                    current.total,
+                    len(parts),
+                    ", as one window: it has given records" if handed else "",
+                )
+                if handed:
+                    pages += await self._walk_as_one(parts, queue)
+                    await queue.put(_End(pages, total=sum(p.total for p in parts)))
+                    continue
+                await queue.put(_Replanned(tuple(parts), pages))
+                todo.extendleft((p, p != current) for p in reversed(parts))
         except Exception as exc:  # handed to the consumer, which raises it in order
             await queue.put(_Failed(exc))
+
+    async def _walk_one(
+        self, window: ExportWindow, queue: asyncio.Queue[_Item]
+    ) -> tuple[int, PaginationLimitError | None, bool]:
+        """Hand ``window``'s pages to ``queue``: the page requests sent, the error of a
+        window found beyond the cap, and whether any page was handed before it."""
+        search = self._search(window)
+        handed = False
+        try:
+            async with search:  # a cancelled walk closes its window before it ends
+                async for page in search.pages():
+                    handed = True
+                    await queue.put(page)
+        except PaginationLimitError as exc:
+            return search.pages_fetched, exc, handed
+        return search.pages_fetched, None, handed
+
+    async def _walk_as_one(self, parts: list[ExportWindow], queue: asyncio.Queue[_Item]) -> int:
+        """Hand the pages of every part to ``queue``, re-planning any that is beyond the
+        cap, with no :class:`_End` between them; the page requests sent. The consumer's id
+        de-duplication drops the records the grown window gave already."""
+        pages = 0
+        todo = deque((part, True) for part in parts)
+        while todo:
+            current, may_replan = todo.popleft()
+            fetched, grown, _ = await self._walk_one(current, queue)
+            pages += fetched
+            if grown is not None:
+                if not may_replan:
+                    raise grown
+                split = await self._replan(current, grown.total)
+                todo.extendleft((p, p != current) for p in reversed(split))
+        return pages
 
     def _search(self, window: ExportWindow) -> CallbackSearch:
         return self._callbacks.search(
@@ -607,6 +647,10 @@ class CallbackExport(CallbackStream):
                         continue
                     if isinstance(item, _End):
                         self.pages_fetched += item.pages
+                        if item.total is not None:
+                            grown = self.windows[index]
+                            self._records_expected += item.total - grown.total
+                            self.windows[index] = attrs.evolve(grown, total=item.total)
                         # The consumer has taken every record of the window: let it make
                         # them durable, then record the window as complete.
                         if self._before_checkpoint is not None:

@@ -446,31 +446,74 @@ async def test_a_day_that_grows_beyond_the_cap_after_planning_is_split_and_expor
     assert export.pages_fetched == 1 + sum(-(-w.total // 5000) for w in export.windows)
 
 
+def _grow_in_walk(emu: ConvosoEmulator, day: date, after: int) -> Any:
+    """A progress callback that adds one callback on ``day`` once ``after`` records are
+    done: inside that day's walk when it follows a smaller day."""
+    store = emu.store
+    grown: list[int] = []
+
+    def progress(p: ExportProgress) -> None:
+        if p.records_done >= after and not grown:
+            grown.append(p.records_done)
+            store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(day))
+
+    return progress
+
+
 async def test_a_day_that_grows_beyond_the_cap_during_its_walk_is_split_and_finished(
     at_cap: ConvosoEmulator,
 ) -> None:
     """The record lands once the hot day has given pages: its search ends at the cap and
-    raises; the day is split and walked again, and only the record it missed is new."""
+    raises; the day is split and its parts walked as that one window, and only the
+    record it missed is new."""
     store = at_cap.store
-    grown: list[int] = []
-
-    def progress(p: ExportProgress) -> None:
-        if p.records_done >= 10_000 and not grown:  # inside the hot day's walk
-            grown.append(p.records_done)
-            store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(GROW_HOT))
-
+    progress = _grow_in_walk(at_cap, GROW_HOT, after=10_000)
     async with at_cap, client_for(at_cap) as client:
         export = client.callbacks.export(GROW_START, GROW_END, progress=progress, concurrency=1)
         ids = [c.id async for c in export]
-    assert grown
-    assert len(ids) == len(set(ids)) == len(store) == 60_001
+    assert len(store) == 60_001
+    assert len(ids) == len(set(ids)) == len(store)
     assert set(ids) == set(store.ids())
-    assert [(w.start, w.stage) for w in export.windows] == [
-        (GROW_START, None),
-        *[(GROW_HOT, s) for s in export_mod.STAGE_PARTS],
-        (GROW_END, None),
-    ]
+    # Still three windows: the hot day's parts were walked as that window, now 55,001.
+    assert [(w.start, w.stage, w.total) for w in export.windows][1] == (GROW_HOT, None, 55_001)
+    assert len(export.windows) == 3
     assert export.progress.records_done == export.progress.records_expected == 60_001
+    assert export.progress.windows_done == export.progress.windows_total == 3
+
+
+async def test_a_resume_after_a_day_grew_during_its_walk_repeats_no_record(
+    at_cap: ConvosoEmulator, tmp_path: Path
+) -> None:
+    """The checkpoint must not vouch for a part of the grown day while the output holds
+    records of its other parts: a resume would give those again."""
+    path = tmp_path / "export.ckpt.json"
+    grow = _grow_in_walk(at_cap, GROW_HOT, after=10_000)
+    got: list[str] = []
+
+    class Crash(Exception):
+        pass
+
+    def progress(p: ExportProgress) -> None:
+        grow(p)
+        if p.windows_done == 2:  # what the checkpoint now calls done, then a crash
+            raise Crash
+
+    async with at_cap:
+        async with client_for(at_cap) as client:
+            export = client.callbacks.export(
+                GROW_START,
+                GROW_END,
+                checkpoint=path,
+                progress=progress,
+                concurrency=1,
+                before_checkpoint=lambda window: {"records": len(got)},
+            )
+            with pytest.raises(Crash):
+                await drain(export, got)
+        del got[read_json(path)["state"]["records"] :]  # the output, cut to the checkpoint
+        async with client_for(at_cap) as client:
+            await drain(client.callbacks.export(GROW_START, GROW_END, checkpoint=path), got)
+    assert len(got) == len(set(got)) == len(at_cap.store)
 
 
 async def test_merged_days_that_grow_beyond_the_cap_are_planned_again_day_by_day() -> None:
