@@ -53,7 +53,8 @@ def _secret_pattern(secret: str) -> re.Pattern[str]:
     """The token and its url-encoded spellings, longest first (so an encoded spelling is
     replaced whole); a percent-escape matches in either case, ``%2F`` and ``%2f``."""
     spellings = {secret: re.escape(secret)}
-    for encoded in (quote_plus(secret), quote(secret, safe="")):
+    # A form (quote_plus), a query or path segment (quote, safe=""), a path (quote).
+    for encoded in (quote_plus(secret), quote(secret, safe=""), quote(secret)):
         if encoded not in spellings:
             spellings[encoded] = re.sub(r"%([0-9A-F]{2})", r"%(?i:\1)", re.escape(encoded))
     ordered = sorted(spellings, key=len, reverse=True)

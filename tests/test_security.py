@@ -487,6 +487,7 @@ ODD_SPELLINGS = (
     ODD_TOKEN,
     quote_plus(ODD_TOKEN),  # SECRET%2FTOKEN%2B1%3D2+3, as the form carries it
     quote(ODD_TOKEN, safe=""),  # SECRET%2FTOKEN%2B1%3D2%203
+    quote(ODD_TOKEN),  # SECRET/TOKEN%2B1%3D2%203, as a path carries it
     # Percent-escapes in lower-case hex, as some servers re-encode them.
     quote_plus(ODD_TOKEN).replace("%2F", "%2f").replace("%2B", "%2b").replace("%3D", "%3d"),
     quote(ODD_TOKEN, safe="").replace("%2F", "%2f").replace("%2B", "%2b"),
