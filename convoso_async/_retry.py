@@ -192,12 +192,10 @@ async def continue_with_retries(
     """
     if spent >= policy.attempts or not is_retryable(error, idempotent=idempotent):
         raise error
-    result = await _retry(
+    # No refund on success: the call's first success, when the body landed, made it.
+    return await _retry(
         attempt, error, time.monotonic(), policy, budget, idempotent, what, spent=spent
     )
-    if budget is not None:
-        budget.refund()
-    return result
 
 
 async def _retry(

@@ -26,6 +26,7 @@ from convoso_async import (
     Stage,
     TransportError,
 )
+from convoso_async._retry import RetryBudget
 from convoso_async.testing import ConvosoEmulator, Faults
 
 FAST = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.01)
@@ -231,6 +232,20 @@ async def test_a_page_fetched_again_makes_only_the_attempts_its_call_has_left(
             await client.callbacks.search(page_size=2000).collect()
         assert client.retries == 2
     assert len(emu.requests) == 3
+
+
+async def test_a_page_fetched_again_spends_one_retry_and_earns_no_second_refund(
+    emu: ConvosoEmulator,
+) -> None:
+    """One call, one success: the refund came when the unreadable body landed."""
+    emu.script(["truncated_json"])
+    policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.01, retry_budget=10)
+    async with client_for(emu, retry=policy) as client:
+        got = await client.callbacks.search(page_size=2000).collect()  # one page
+        assert client._budget is not None
+        assert client._budget.available == 10 - RetryBudget.RETRY_COST
+    assert len(got) == len(emu.store)
+    assert len(emu.requests) == 2
 
 
 @pytest.mark.parametrize(
