@@ -471,7 +471,8 @@ async def _demo_command(args: argparse.Namespace, out: Console, err: Console) ->
     if not args.quiet:
         crowded = "".join(f" ({n:,} on {day})" for day, n in hot_days.items())
         err.print(
-            f"building {args.records:,} synthetic callbacks over {args.days} days{crowded} ...",
+            f"building {args.records:,} synthetic callbacks over {args.days} "
+            f"{'day' if args.days == 1 else 'days'}{crowded} ...",
             highlight=False,
         )
     emulator = ConvosoEmulator(

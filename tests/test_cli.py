@@ -390,7 +390,7 @@ def test_demo_over_one_day(
     monkeypatch.chdir(tmp_path)
     assert cli.main(["demo", "--records", "300", "--days", "1", "-o", "one[bold]day.jsonl"]) == 0
     captured = capsys.readouterr()
-    assert "building 300 synthetic callbacks over 1 days ..." in captured.err
+    assert "building 300 synthetic callbacks over 1 day ..." in captured.err
     assert "demo: exported to one[bold]day.jsonl" in captured.out  # the name, not markup
     records = lines(tmp_path / "one[bold]day.jsonl")
     assert len(records) == 300
