@@ -223,8 +223,9 @@ class CallbackSearch(CallbackStream):
         self.pages_fetched = 0
         self._started = False
         self._cursor = self._end = 0
-        #: Wanted records the latest ``total`` puts beyond the caps.
-        self._out_of_reach = 0
+        #: The most wanted records any page's ``total`` put beyond the caps, and that
+        #: total: pages answer out of order, so a later one may carry an older total.
+        self._out_of_reach = self._total_out_of_reach = 0
 
     def __repr__(self) -> str:
         return (
@@ -318,7 +319,7 @@ class CallbackSearch(CallbackStream):
                     if self._out_of_reach and not self.truncate:
                         # The total grew past the caps during the walk: all that paging
                         # reaches is handed out; say what is missing, not "done".
-                        raise self._beyond_reach(page.total, start, grew=True)
+                        raise self._beyond_reach(self._total_out_of_reach, start, grew=True)
                     break
                 request, landed = landed_next
                 page = await landed.open(window.reserve)
@@ -377,9 +378,11 @@ class CallbackSearch(CallbackStream):
         wanted = total
         if self.max_items is not None:
             wanted = min(total, start + self.max_items + dropped)
-        self._out_of_reach = max(0, wanted - REACHABLE)
-        if not self._out_of_reach:
+        beyond = wanted - REACHABLE
+        if beyond <= 0:
             return wanted
+        if beyond > self._out_of_reach:
+            self._out_of_reach, self._total_out_of_reach = beyond, total
         if initial and not self.truncate:
             raise self._beyond_reach(total, start)
         if initial:
@@ -394,7 +397,8 @@ class CallbackSearch(CallbackStream):
 
     def _beyond_reach(self, total: int, start: int, *, grew: bool = False) -> PaginationLimitError:
         when = (
-            f"{total} callbacks now match these filters (the total grew during the walk); "
+            f"{total} callbacks matched these filters during the walk (records were added, "
+            "or shifted by changes, after it began); "
             f"records {start}..{REACHABLE - 1} were yielded, but"
             if grew
             else f"{total} callbacks match these filters, but"

@@ -277,10 +277,29 @@ async def test_a_total_grown_past_the_cap_during_the_walk_raises_after_the_reach
         await drain(pager, got)
     assert [int(i) for i in got] == list(range(55_000))  # all that paging reaches, first
     assert info.value.total == 55_010
-    assert "grew during the walk" in str(info.value)
+    assert "during the walk" in str(info.value)
     assert "10 are out of reach" in str(info.value)
     assert pager.next_offset == 55_000
     assert max(offset for offset, _ in source.requests) == 50_000
+
+
+async def test_a_total_beyond_the_cap_on_any_page_raises_though_the_last_page_said_less() -> None:
+    """Pages answer out of order: the last one before a record lands, the others after.
+    The shift loses a record; the walk must not end as if complete."""
+    source = PageSource(55_000, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=5000, concurrency=10)
+    got: list[str] = []
+    consumer = asyncio.create_task(drain(pager, got))
+    await source.until_requests(11)  # the first page, then 5000..50000 in flight
+    source.gate(50_000).set()  # answers first, with the total still 55,000
+    await source.until(lambda: source.answered == 2)
+    source.records.insert(0, Callback(id="new"))
+    for offset in range(5000, 50_000, 5000):
+        source.gate(offset).set()
+    with pytest.raises(PaginationLimitError) as info:
+        await consumer
+    assert info.value.total == 55_001
+    assert len(got) == len(set(got))
 
 
 async def test_a_total_grown_past_the_cap_with_truncate_ends_quietly_at_the_cap() -> None:
