@@ -13,8 +13,9 @@ export plans *windows*, each under the cap, that partition the search:
    and a stage still beyond it by recipient (``System``/``Personal``): disjoint filters.
    A split is a partition only if the parts' totals add up to the whole: the live API
    carries stages outside the enum (``MISSED``), so when the four stages fall short the
-   ``MISSED`` filter is probed for the remainder; if the parts still do not add up, a
+   ``MISSED`` filter is probed for the remainder; if the parts still fall short, a
    :class:`PaginationLimitError` names the window and the gap rather than lose records.
+   Parts adding up to more than the whole are records added between the probes.
    A partition that cannot be split further and is beyond the cap raises too.
 4. **Walk.** Each window is walked by ``client.callbacks.search()`` (the paginator), up
    to ``concurrency`` windows at once. Records are handed out window by window, in plan
@@ -444,7 +445,8 @@ class CallbackExport(CallbackStream):
                 reachable=proto.REACHABLE,
             )
         covered = sum(p.total for p in parts)
-        if covered != window.total:
+        # More than the whole is live data growing between the probes, not a gap.
+        if covered < window.total:
             gap = window.total - covered
             raise PaginationLimitError(
                 f"{self._describe(window)} holds {window.total} callbacks, but its {dimension} "
@@ -535,8 +537,8 @@ class CallbackExport(CallbackStream):
                     ", as one window: it has given records" if handed else "",
                 )
                 if handed:
-                    pages += await self._walk_as_one(parts, queue)
-                    await queue.put(_End(pages, total=sum(p.total for p in parts)))
+                    walked, total = await self._walk_as_one(parts, queue)
+                    await queue.put(_End(pages + walked, total=total))
                     continue
                 await queue.put(_Replanned(tuple(parts), pages))
                 todo.extendleft((p, p != current) for p in reversed(parts))
@@ -559,22 +561,27 @@ class CallbackExport(CallbackStream):
             return search.pages_fetched, exc, handed
         return search.pages_fetched, None, handed
 
-    async def _walk_as_one(self, parts: list[ExportWindow], queue: asyncio.Queue[_Item]) -> int:
+    async def _walk_as_one(
+        self, parts: list[ExportWindow], queue: asyncio.Queue[_Item]
+    ) -> tuple[int, int]:
         """Hand the pages of every part to ``queue``, re-planning any that is beyond the
-        cap, with no :class:`_End` between them; the page requests sent. The consumer's id
-        de-duplication drops the records the grown window gave already."""
-        pages = 0
+        cap, with no :class:`_End` between them: the page requests sent, and the records
+        the parts walked held. The consumer's id de-duplication drops the records the
+        grown window gave already."""
+        pages = total = 0
         todo = deque((part, True) for part in parts)
         while todo:
             current, may_replan = todo.popleft()
             fetched, grown, _ = await self._walk_one(current, queue)
             pages += fetched
-            if grown is not None:
-                if not may_replan:
-                    raise grown
-                split = await self._replan(current, grown.total)
-                todo.extendleft((p, p != current) for p in reversed(split))
-        return pages
+            if grown is None:
+                total += current.total
+                continue
+            if not may_replan:
+                raise grown
+            split = await self._replan(current, grown.total)
+            todo.extendleft((p, p != current) for p in reversed(split))
+        return pages, total
 
     def _search(self, window: ExportWindow) -> CallbackSearch:
         return self._callbacks.search(

@@ -481,6 +481,54 @@ async def test_a_day_that_grows_beyond_the_cap_during_its_walk_is_split_and_fini
     assert export.progress.windows_done == export.progress.windows_total == 3
 
 
+async def test_a_day_that_keeps_growing_through_its_re_plan_is_exported_whole(
+    at_cap: ConvosoEmulator,
+) -> None:
+    """One record a page from mid-walk on: the stage probes of the re-plan count more than
+    the total that sent the day to it, which is growth, not a gap."""
+    store = at_cap.store
+    before = set(store.ids())
+
+    def progress(p: ExportProgress) -> None:
+        if p.records_done >= 10_000 and len(store) < 60_100:
+            store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(GROW_HOT))
+
+    async with at_cap, client_for(at_cap) as client:
+        export = client.callbacks.export(GROW_START, GROW_END, progress=progress, concurrency=1)
+        ids = [c.id async for c in export]
+    assert len(ids) == len(set(ids))
+    assert set(ids) >= before  # what was there from the start, whatever arrived since
+
+
+async def test_a_part_split_again_inside_a_grown_day_keeps_the_counts_true(
+    at_cap: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = at_cap.store
+    hot = str(GROW_HOT)
+    pending = sum(
+        1 for r in store.records() if r["stage"] == "PENDING" and r["callback_time"][:10] == hot
+    )
+    progress = _grow_in_walk(at_cap, GROW_HOT, after=10_000)
+    replan = export_mod.CallbackExport._replan
+
+    async def replan_then_grow(
+        self: export_mod.CallbackExport, window: ExportWindow, total: int
+    ) -> list[ExportWindow]:
+        parts = await replan(self, window, total)
+        if window.stage is None:  # the day was just split: its PENDING part outgrows the cap
+            for n in range(REACHABLE + 1 - pending):
+                store.insert(lead_id=store.lead[0], recipient=n % 2, minute=_minute(GROW_HOT))
+        return parts
+
+    monkeypatch.setattr(export_mod.CallbackExport, "_replan", replan_then_grow)
+    async with at_cap, client_for(at_cap) as client:
+        export = client.callbacks.export(GROW_START, GROW_END, progress=progress, concurrency=1)
+        ids = [c.id async for c in export]
+    assert len(ids) == len(set(ids)) == len(store)
+    assert export.progress.records_done == export.progress.records_expected == len(store)
+    assert sum(w.total for w in export.windows) == len(store)
+
+
 async def test_a_resume_after_a_day_grew_during_its_walk_repeats_no_record(
     at_cap: ConvosoEmulator, tmp_path: Path
 ) -> None:
