@@ -17,7 +17,7 @@ import pytest
 
 from convoso_async import ConvosoClient, PaginationLimitError, RetryPolicy, ServerError
 from convoso_async import _export as export_mod
-from convoso_async._export import ExportProgress, ExportWindow, _SeenIds
+from convoso_async._export import CallbackExport, ExportProgress, ExportWindow, _SeenIds
 from convoso_async._protocol import REACHABLE
 from convoso_async.testing import ConvosoEmulator, Faults
 
@@ -529,6 +529,35 @@ async def test_a_part_split_again_inside_a_grown_day_keeps_the_counts_true(
     assert sum(w.total for w in export.windows) == len(store)
 
 
+class Crash(Exception):
+    """Raised from a progress callback: the process dies mid-export."""
+
+
+async def _export_until_crash(
+    emu: ConvosoEmulator, path: Path, got: list[str], grow: Any, windows_done: int, **kw: Any
+) -> CallbackExport:
+    """Run a checkpointed export of the grow range into ``got``, growing the data with
+    ``grow``, until ``windows_done`` windows are done; the export, as the crash left it."""
+
+    def progress(p: ExportProgress) -> None:
+        grow(p)
+        if p.windows_done == windows_done:
+            raise Crash
+
+    async with client_for(emu) as client:
+        export = client.callbacks.export(
+            GROW_START,
+            GROW_END,
+            checkpoint=path,
+            progress=progress,
+            before_checkpoint=lambda window: {"records": len(got)},
+            **kw,
+        )
+        with pytest.raises(Crash):
+            await drain(export, got)
+    return export
+
+
 async def test_a_resume_after_a_day_grew_during_its_walk_repeats_no_record(
     at_cap: ConvosoEmulator, tmp_path: Path
 ) -> None:
@@ -537,27 +566,8 @@ async def test_a_resume_after_a_day_grew_during_its_walk_repeats_no_record(
     path = tmp_path / "export.ckpt.json"
     grow = _grow_in_walk(at_cap, GROW_HOT, after=10_000)
     got: list[str] = []
-
-    class Crash(Exception):
-        pass
-
-    def progress(p: ExportProgress) -> None:
-        grow(p)
-        if p.windows_done == 2:  # what the checkpoint now calls done, then a crash
-            raise Crash
-
     async with at_cap:
-        async with client_for(at_cap) as client:
-            export = client.callbacks.export(
-                GROW_START,
-                GROW_END,
-                checkpoint=path,
-                progress=progress,
-                concurrency=1,
-                before_checkpoint=lambda window: {"records": len(got)},
-            )
-            with pytest.raises(Crash):
-                await drain(export, got)
+        await _export_until_crash(at_cap, path, got, grow, windows_done=2, concurrency=1)
         del got[read_json(path)["state"]["records"] :]  # the output, cut to the checkpoint
         async with client_for(at_cap) as client:
             await drain(client.callbacks.export(GROW_START, GROW_END, checkpoint=path), got)
@@ -626,26 +636,9 @@ async def test_a_re_planned_export_checkpoints_the_parts_and_resumes_from_them(
     path = tmp_path / "export.ckpt.json"
     grow = _grow_on_plan(at_cap, GROW_HOT)
     got: list[str] = []
-
-    class Crash(Exception):
-        pass
-
-    def progress(p: ExportProgress) -> None:
-        grow(p)
-        if p.windows_done == 3:  # the first day and two of the hot day's stages
-            raise Crash
-
     async with at_cap:
-        async with client_for(at_cap) as client:
-            export = client.callbacks.export(
-                GROW_START,
-                GROW_END,
-                checkpoint=path,
-                progress=progress,
-                before_checkpoint=lambda window: {"records": len(got)},
-            )
-            with pytest.raises(Crash):
-                await drain(export, got)
+        # Crash once the first day and two of the hot day's stages are done.
+        export = await _export_until_crash(at_cap, path, got, grow, windows_done=3)
         saved = read_json(path)
         # The checkpoint holds the re-planned windows, and its done indices point at them.
         windows = [ExportWindow.from_json(w) for w in saved["windows"]]
