@@ -225,28 +225,43 @@ def test_seen_ids_are_compact_and_exact() -> None:
     assert not seen.add("99999999999999999999")
 
 
+class Crash(Exception):
+    """Raised from a progress callback: the process dies mid-export."""
+
+
 async def _export_until_windows(
-    emu: ConvosoEmulator, path: Path, stop_after: int, store: list[str]
-) -> dict[str, Any] | None:
-    class Crash(Exception):
-        pass
+    emu: ConvosoEmulator,
+    path: Path,
+    stop_after: int,
+    store: list[str],
+    *,
+    start: date = START,
+    end: date = END,
+    grow: Any = None,
+    **kw: Any,
+) -> CallbackExport:
+    """Run a checkpointed export of ``start..end`` into ``store``, growing the data with
+    ``grow`` at each report, until ``stop_after`` windows are done; the export, as the
+    crash left it."""
 
     def progress(p: ExportProgress) -> None:
+        if grow is not None:
+            grow(p)
         if p.windows_done >= stop_after:
             raise Crash
 
     async with client_for(emu) as client:
         export = client.callbacks.export(
-            START,
-            END,
+            start,
+            end,
             checkpoint=path,
             progress=progress,
             before_checkpoint=lambda window: {"records": len(store)},
-            page_size=4000,
+            **kw,
         )
         with pytest.raises(Crash):
             await drain(export, store)
-    return read_json(path)
+    return export
 
 
 async def test_resume_skips_completed_windows_and_yields_the_same_set(
@@ -255,7 +270,8 @@ async def test_resume_skips_completed_windows_and_yields_the_same_set(
     path = tmp_path / "export.ckpt.json"
     got: list[str] = []
     async with big:
-        saved = await _export_until_windows(big, path, 3, got)
+        await _export_until_windows(big, path, 3, got, page_size=4000)
+        saved = read_json(path)
         assert saved is not None
         assert len(saved["done"]) == 3
         done = [ExportWindow.from_json(saved["windows"][i]) for i in saved["done"]]
@@ -288,7 +304,7 @@ async def test_a_checkpoint_of_other_filters_is_refused(
 ) -> None:
     path = tmp_path / "ckpt.json"
     async with small:
-        await _export_until_windows(small, path, 0, [])
+        await _export_until_windows(small, path, 0, [], page_size=4000)
     async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
         with pytest.raises(ValueError, match="belongs to a different export"):
             client.callbacks.export(START, END, stage="PENDING", checkpoint=path)
@@ -529,35 +545,6 @@ async def test_a_part_split_again_inside_a_grown_day_keeps_the_counts_true(
     assert sum(w.total for w in export.windows) == len(store)
 
 
-class Crash(Exception):
-    """Raised from a progress callback: the process dies mid-export."""
-
-
-async def _export_until_crash(
-    emu: ConvosoEmulator, path: Path, got: list[str], grow: Any, windows_done: int, **kw: Any
-) -> CallbackExport:
-    """Run a checkpointed export of the grow range into ``got``, growing the data with
-    ``grow``, until ``windows_done`` windows are done; the export, as the crash left it."""
-
-    def progress(p: ExportProgress) -> None:
-        grow(p)
-        if p.windows_done == windows_done:
-            raise Crash
-
-    async with client_for(emu) as client:
-        export = client.callbacks.export(
-            GROW_START,
-            GROW_END,
-            checkpoint=path,
-            progress=progress,
-            before_checkpoint=lambda window: {"records": len(got)},
-            **kw,
-        )
-        with pytest.raises(Crash):
-            await drain(export, got)
-    return export
-
-
 async def test_a_resume_after_a_day_grew_during_its_walk_repeats_no_record(
     at_cap: ConvosoEmulator, tmp_path: Path
 ) -> None:
@@ -567,7 +554,9 @@ async def test_a_resume_after_a_day_grew_during_its_walk_repeats_no_record(
     grow = _grow_in_walk(at_cap, GROW_HOT, after=10_000)
     got: list[str] = []
     async with at_cap:
-        await _export_until_crash(at_cap, path, got, grow, windows_done=2, concurrency=1)
+        await _export_until_windows(
+            at_cap, path, 2, got, start=GROW_START, end=GROW_END, grow=grow, concurrency=1
+        )
         del got[read_json(path)["state"]["records"] :]  # the output, cut to the checkpoint
         async with client_for(at_cap) as client:
             await drain(client.callbacks.export(GROW_START, GROW_END, checkpoint=path), got)
@@ -638,7 +627,9 @@ async def test_a_re_planned_export_checkpoints_the_parts_and_resumes_from_them(
     got: list[str] = []
     async with at_cap:
         # Crash once the first day and two of the hot day's stages are done.
-        export = await _export_until_crash(at_cap, path, got, grow, windows_done=3)
+        export = await _export_until_windows(
+            at_cap, path, 3, got, start=GROW_START, end=GROW_END, grow=grow
+        )
         saved = read_json(path)
         # The checkpoint holds the re-planned windows, and its done indices point at them.
         windows = [ExportWindow.from_json(w) for w in saved["windows"]]
