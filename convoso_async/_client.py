@@ -341,34 +341,46 @@ class Callbacks:
         return (await self._page(filters, offset, limit)).page()
 
     async def _search(
-        self, filters: proto.Form, offset: int, limit: int, decode: Callable[[bytes], T]
+        self,
+        filters: proto.Form,
+        offset: int,
+        limit: int,
+        decode: Callable[[bytes], T],
+        *,
+        tries: Tries | None = None,
+        failed: ConvosoError | None = None,
     ) -> T:
+        """One search call; ``tries`` and ``failed`` as :meth:`ConvosoClient._call`."""
         form = proto.page_form(filters, offset=offset, limit=limit)
-        return await self._client._call(proto.SEARCH, form, idempotent=True, decode=decode)
+        return await self._client._call(
+            proto.SEARCH, form, idempotent=True, decode=decode, tries=tries, failed=failed
+        )
 
-    async def _page(self, filters: proto.Form, offset: int, limit: int) -> proto.PageBody:
+    async def _page(
+        self,
+        filters: proto.Form,
+        offset: int,
+        limit: int,
+        *,
+        tries: Tries | None = None,
+        failed: ConvosoError | None = None,
+    ) -> proto.PageBody:
         decode = partial(proto.parse_page, offset=offset, limit=limit)
-        return await self._search(filters, offset, limit, decode)
+        return await self._search(filters, offset, limit, decode, tries=tries, failed=failed)
 
     async def _landed_page(self, filters: proto.Form, offset: int, limit: int) -> _LandedPage:
         """A page for the paginator: its body as it arrived, parsed when the walk opens it."""
-        form = proto.page_form(filters, offset=offset, limit=limit)
         tries = Tries()
 
         def fetch_again(error: ConvosoError) -> Awaitable[proto.PageBody]:
-            parse = partial(proto.parse_page, offset=offset, limit=limit)
-            return self._client._call(
-                proto.SEARCH, form, idempotent=True, decode=parse, tries=tries, failed=error
-            )
+            return self._page(filters, offset, limit, tries=tries, failed=error)
 
         def landed(body: bytes) -> _LandedPage:
             return _LandedPage(
                 body, offset=offset, limit=limit, fetch_again=fetch_again, client=self._client
             )
 
-        return await self._client._call(
-            proto.SEARCH, form, idempotent=True, decode=landed, tries=tries
-        )
+        return await self._search(filters, offset, limit, landed, tries=tries)
 
     def search(
         self,
