@@ -416,9 +416,9 @@ def _looks_like_error(payload: Mapping[str, Any]) -> bool:
     """An answer with no ``success`` flag, no data, and an error code or message."""
     if "data" in payload or "results" in payload:
         return False
-    # Every key _message() reads an error's text from: with no flag and no data, a body
+    # A code, or any key an error's text is read from: with no flag and no data, a body
     # that only says {"message": "Callback not found"} is that error, not a success.
-    return any(key in payload for key in ("code", "error", "text", "message"))
+    return "code" in payload or any(key in payload for key in _MESSAGE_KEYS)
 
 
 def api_error(endpoint: str, payload: Mapping[str, Any], status: int = 200) -> ConvosoAPIError:
@@ -448,8 +448,12 @@ def _code(value: object) -> int | None:
     return None
 
 
+#: Where an error body carries its text, in the order it is looked for.
+_MESSAGE_KEYS: Final = ("text", "error", "message")
+
+
 def _message(payload: Mapping[str, Any]) -> str | None:
-    for key in ("text", "error", "message"):
+    for key in _MESSAGE_KEYS:
         value = payload.get(key)
         if isinstance(value, str) and value.strip():
             return value.strip()
