@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -121,9 +122,9 @@ class ConvosoClient:
             raise ValueError(f"max_concurrency must be an integer, not {max_concurrency!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, not {timeout!r}")
-        if rate_limit is not None and not rate_limit > 0:
+        if not 0 < timeout < math.inf:
+            raise ValueError(f"timeout must be positive seconds, not {timeout!r}")
+        if rate_limit is not None and not 0 < rate_limit < math.inf:
             raise ValueError(f"rate_limit must be positive requests/second, not {rate_limit!r}")
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_concurrency = max_concurrency
@@ -300,7 +301,9 @@ class _LandedPage:
         """Parse the page (once: the body is released)."""
         body, self._body = self._body, b""
         try:
-            return proto.parse_page(body, offset=self._offset, limit=self._limit)
+            return proto.parse_page(
+                body, offset=self._offset, limit=self._limit, redact=self._client._transport.redact
+            )
         except ConvosoError as error:
             self._client._transport.redact(error)
             if not is_retryable(error, idempotent=True):
@@ -365,7 +368,8 @@ class Callbacks:
         tries: Tries | None = None,
         failed: ConvosoError | None = None,
     ) -> proto.PageBody:
-        decode = partial(proto.parse_page, offset=offset, limit=limit)
+        redact = self._client._transport.redact
+        decode = partial(proto.parse_page, offset=offset, limit=limit, redact=redact)
         return await self._search(filters, offset, limit, decode, tries=tries, failed=failed)
 
     async def _landed_page(self, filters: proto.Form, offset: int, limit: int) -> _LandedPage:

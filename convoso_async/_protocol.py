@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
@@ -24,6 +24,7 @@ from ._converter import structure_records
 from ._errors import (
     AuthenticationError,
     ConvosoAPIError,
+    ConvosoError,
     InvalidParameterError,
     MalformedResponseError,
     NotFoundError,
@@ -67,7 +68,7 @@ _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _VENDOR_TIME_RE: Final = re.compile(
     r"(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}) ([AP]M)", re.ASCII | re.IGNORECASE
 )
-_CODE_RE: Final = re.compile(r"-?[0-9]+")
+_CODE_RE: Final = re.compile(r"-?[0-9]{1,18}")  # longer is not a code
 _VENDOR_ZONE_RE: Final = re.compile(r"([+-]?)(\d{1,2})\.(\d{2})", re.ASCII)
 
 
@@ -258,7 +259,10 @@ def zone_text(value: float | str | timedelta) -> str:
         sign = -1 if match[1] == "-" else 1
         minutes_f = sign * (int(match[2]) * 60 + int(match[3]))
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        minutes_f = float(value) * 60
+        try:
+            minutes_f = float(value) * 60
+        except OverflowError:
+            minutes_f = math.inf  # an int too big for a float: refused below
     else:
         raise ValueError(f"callback_time_zone must be hours, not {value!r}")
     if not math.isfinite(minutes_f):
@@ -473,6 +477,11 @@ class PageBody:
     limit: int
     total: int
     records: list[Any]
+    #: Scrubs the token from an error, as the client does to every error it raises:
+    #: records are decoded after the call has returned, and a bad value is quoted.
+    redact: Callable[[ConvosoError], None] = attrs.field(
+        default=lambda error: None, eq=False, repr=False, kw_only=True
+    )
 
     def __len__(self) -> int:
         return len(self.records)
@@ -482,19 +491,28 @@ class PageBody:
         try:
             return structure_records(self.records[start:stop])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise MalformedResponseError(
-                f"a record could not be read: {exc}", endpoint=SEARCH
-            ) from exc
+            error = MalformedResponseError(f"a record could not be read: {exc}", endpoint=SEARCH)
+            self.redact(error)
+            if str(exc) not in str(error):
+                raise error from None  # the cause quotes the token that was scrubbed
+            raise error from exc
 
     def page(self) -> CallbackPage:
         """The whole typed page."""
         return CallbackPage(self.offset, self.limit, self.total, self.decode())
 
 
-def read_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> PageBody:
+def read_page(
+    payload: Mapping[str, Any],
+    *,
+    offset: int,
+    limit: int,
+    redact: Callable[[ConvosoError], None] | None = None,
+) -> PageBody:
     """Check a ``callbacks/search`` answer's shape, envelope or not, and read its counters.
 
-    ``offset`` and ``limit`` are what was asked, used when the answer leaves them out.
+    ``offset`` and ``limit`` are what was asked, used when the answer leaves them out;
+    ``redact`` scrubs the token from the error of a record that cannot be decoded.
     """
     page: Any = payload
     if "results" not in page and isinstance(page.get("data"), dict):
@@ -512,12 +530,19 @@ def read_page(payload: Mapping[str, Any], *, offset: int, limit: int) -> PageBod
         limit=_counter(_given(page.get("limit"), limit), "limit"),
         total=total,
         records=results,
+        **({} if redact is None else {"redact": redact}),
     )
 
 
-def parse_page(body: bytes, *, offset: int, limit: int) -> PageBody:
+def parse_page(
+    body: bytes,
+    *,
+    offset: int,
+    limit: int,
+    redact: Callable[[ConvosoError], None] | None = None,
+) -> PageBody:
     """A ``callbacks/search`` body, parsed and checked, its records not decoded yet."""
-    return read_page(json_answer(SEARCH, body), offset=offset, limit=limit)
+    return read_page(json_answer(SEARCH, body), offset=offset, limit=limit, redact=redact)
 
 
 #: The documented answer's head: ``{"offset": 0, "limit": 20, "total": 150, "results": …``.
@@ -556,6 +581,8 @@ def _counter(value: object, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        if len(value.strip()) > 18:  # and int() refuses over 4300 digits
+            raise MalformedResponseError(f"'{name}' is not believable", endpoint=SEARCH)
         number = int(value.strip())
     else:
         raise MalformedResponseError(

@@ -9,6 +9,7 @@ attempt count, the deadline and the client-wide :class:`RetryBudget`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -35,14 +36,14 @@ T = TypeVar("T")
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, not {value}")
+    if not 0 <= value < math.inf:  # and not NaN, which compares false to everything
+        raise ValueError(f"{attribute.name} must be zero or more seconds, not {value}")
 
 
 def _optional_positive(
     instance: object, attribute: attrs.Attribute[float | None], value: float | None
 ) -> None:
-    if value is not None and value <= 0:
+    if value is not None and not 0 < value < math.inf:
         raise ValueError(f"{attribute.name} must be positive or None, not {value}")
 
 

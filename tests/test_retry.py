@@ -7,6 +7,7 @@ network and with millisecond waits.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -95,13 +96,14 @@ def test_retry_policy_rejects_bad_attempts(attempts: object) -> None:
         RetryPolicy(attempts=attempts)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("value", [-0.001, math.inf, math.nan])
 @pytest.mark.parametrize("field", ["initial_wait", "max_wait"])
-def test_retry_policy_rejects_negative_waits(field: str) -> None:
+def test_retry_policy_rejects_negative_or_non_finite_waits(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
-        RetryPolicy(**{field: -0.001})  # type: ignore[arg-type]
+        RetryPolicy(**{field: value})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("deadline", [0, -1.0])
+@pytest.mark.parametrize("deadline", [0, -1.0, math.inf, math.nan])
 def test_retry_policy_rejects_non_positive_deadline(deadline: float) -> None:
     with pytest.raises(ValueError, match="deadline"):
         RetryPolicy(deadline=deadline)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import pickle
 import shutil
 import ssl
@@ -45,6 +46,7 @@ from convoso_async import (
     ConvosoAPIError,
     ConvosoClient,
     ConvosoError,
+    InvalidParameterError,
     MalformedResponseError,
     NotFoundError,
     RetryPolicy,
@@ -765,3 +767,88 @@ async def test_a_callers_session_outlives_the_client(
 def _no_leftover_cli_logging() -> Iterator[None]:
     yield
     logging.getLogger("convoso_async").setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("view", ["search_page", "search", "pages"])
+async def test_a_record_quoting_the_token_is_redacted_in_its_decode_error(
+    mock_api: aioresponses, view: str
+) -> None:
+    """Records are decoded after the call has returned; the error of one that cannot be
+    read quotes the bad value, which here is the echoed token in every spelling."""
+    echo = " | ".join(ODD_SPELLINGS)
+    body = {"total": 1, "results": [{"id": "1", "callback_time": f"auth_token={echo}"}]}
+    mock_api.post(SEARCH_URL, payload=body, repeat=True)
+    async with ConvosoClient(ODD_TOKEN, base_url=BASE, retry=FAST) as client:
+        views = {
+            "search_page": client.callbacks.search_page,
+            "search": client.callbacks.search().collect,
+            "pages": lambda: _drain(client.callbacks.search().pages()),
+        }
+        with pytest.raises(MalformedResponseError) as info:
+            await views[view]()
+    assert "a record could not be read" in str(info.value)
+    assert "***" in str(info.value)
+    assert _leaks(_texts_of(info.value)) == []
+
+
+async def _drain(pages: AsyncIterator[CallbackPage]) -> None:
+    async for _ in pages:
+        pass
+
+
+async def test_a_record_error_without_the_token_keeps_its_cause(mock_api: aioresponses) -> None:
+    body = {"total": 1, "results": [{"id": "1", "callback_time": "next tuesday"}]}
+    mock_api.post(SEARCH_URL, payload=body, repeat=True)
+    async with make_client() as client:
+        with pytest.raises(MalformedResponseError) as info:
+            await client.callbacks.search_page()
+    assert isinstance(info.value.__cause__, ValueError)
+    assert "next tuesday" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"total": "' + b"9" * 5000 + b'", "results": []}',
+        b'{"offset": "' + b"1" * 19 + b'", "total": 1, "results": []}',
+    ],
+    ids=["total-5000-digits", "offset-19-digits"],
+)
+async def test_a_counter_with_too_many_digits_is_malformed(
+    mock_api: aioresponses, body: bytes
+) -> None:
+    mock_api.post(SEARCH_URL, body=body, repeat=True)
+    async with make_client() as client:
+        with pytest.raises(MalformedResponseError, match="not believable"):
+            await client.callbacks.search_page()
+
+
+async def test_an_error_code_with_thousands_of_digits_is_no_code(mock_api: aioresponses) -> None:
+    body = b'{"success": false, "code": "' + b"7" * 4400 + b'", "text": "Invalid lead"}'
+    mock_api.post(INSERT_URL, body=body, repeat=True)
+    async with make_client() as client:
+        with pytest.raises(InvalidParameterError) as info:
+            await client.callbacks.insert(lead_id="1", recipient="system", callback_time=AWARE)
+    assert info.value.code is None
+    assert sent(mock_api) == 1
+
+
+@pytest.mark.parametrize("option", ["timeout", "rate_limit"])
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_a_client_refuses_non_finite_timeout_and_rate_limit(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=option):
+        make_client(**{option: value})
+
+
+async def test_a_huge_integer_zone_is_a_value_error_before_any_request(
+    mock_api: aioresponses,
+) -> None:
+    async with make_client() as client:
+        with pytest.raises(ValueError, match="callback_time_zone"):
+            await client.callbacks.insert(
+                lead_id="1",
+                recipient="system",
+                callback_time="2026-03-05 02:30 PM",
+                callback_time_zone=10**400,
+            )
+    assert sent(mock_api) == 0
