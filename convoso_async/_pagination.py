@@ -161,6 +161,8 @@ class CallbackStream:
         return generator
 
     def __aiter__(self) -> AsyncIterator[Callback]:
+        if self._items is not None:
+            return self._items  # a walk begun with anext() goes on in the loop
         return self._track(self._iterate())
 
     async def __anext__(self) -> Callback:
@@ -172,8 +174,9 @@ class CallbackStream:
         """Stop the stream now, cancelling its requests in flight and waiting for them."""
         running = self._held or (self._running() if self._running is not None else None)
         self._held = None
-        if running is not None:
-            await running.aclose()
+        for generator in (self._items, running):  # closing one twice does nothing
+            if generator is not None:
+                await generator.aclose()
 
     async def __aenter__(self) -> Self:
         self._in_context = True
@@ -217,7 +220,9 @@ class CallbackSearch(CallbackStream):
         if max_concurrency is not None:
             self.concurrency = min(self.concurrency, max_concurrency)
         self.truncate = truncate
-        self.next_offset = _check_int(offset, "offset", 0, MAX_OFFSET)
+        # Up to the last reachable record: a walk broken off past the offset cap leaves
+        # next_offset there, and resuming from it re-aligns to the cap (plan_request).
+        self.next_offset = _check_int(offset, "offset", 0, REACHABLE - 1)
         self.total: int | None = None
         #: Page requests this walk has sent (each may include retries inside the client).
         self.pages_fetched = 0
@@ -287,7 +292,9 @@ class CallbackSearch(CallbackStream):
         start = self.next_offset
         if self.max_items == 0:
             return
-        request = PageRequest(start, min(self.page_size, self.max_items or self.page_size))
+        first_end = start + min(self.page_size, self.max_items or self.page_size)
+        request = plan_request(start, first_end, self.page_size)
+        assert request is not None  # first_end > start: max_items 0 returned above
         landed = await self._fetch_planned(request)
         # The next requests need only the total: peek it, and parse once they have left.
         total = landed.total_hint

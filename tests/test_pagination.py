@@ -437,6 +437,55 @@ async def test_anext_and_aclose_drive_the_walk_by_hand() -> None:
     assert source.in_flight == 0
 
 
+async def test_a_loop_after_anext_goes_on_with_the_same_walk() -> None:
+    source = PageSource(30)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
+    first = await anext(pager)  # peek a record and the total, then loop over the rest
+    assert pager.total == 30
+    rest = [callback async for callback in pager]
+    assert ids([first, *rest]) == list(range(30))
+    assert len(source.requests) == 3
+
+
+async def test_aclose_after_anext_and_a_loop_closes_the_walk_in_flight() -> None:
+    source = PageSource(100, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=3)
+    assert (await anext(pager)).id == "0"
+    async for callback in pager:
+        if callback.id == "5":
+            break
+    await source.until_requests(4)  # three pages in flight behind the first
+    await pager.aclose()
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@pytest.mark.parametrize("stop_at", [50_001, 52_000, 54_999])
+async def test_next_offset_past_the_offset_cap_resumes_without_loss_or_repeat(
+    stop_at: int,
+) -> None:
+    source = PageSource(55_000)
+    pager = CallbackSearch(source.fetch, page_size=5000, concurrency=4)
+    taken: list[Callback] = []
+    async with pager:
+        async for callback in pager:
+            taken.append(callback)
+            if len(taken) == stop_at:
+                break
+    assert pager.next_offset == stop_at
+    source.requests.clear()
+    rest = await CallbackSearch(source.fetch, page_size=5000, offset=pager.next_offset).collect()
+    assert ids(taken + rest) == list(range(55_000))
+    assert source.requests == [(50_000, 5000)]  # re-aligned to the cap, its head skipped
+
+
+async def test_an_offset_past_the_last_reachable_record_is_refused() -> None:
+    source = PageSource(10)
+    with pytest.raises(ValueError, match="offset"):
+        CallbackSearch(source.fetch, offset=55_000)
+    assert source.requests == []
+
+
 async def test_pages_view_yields_pages_in_order() -> None:
     source = PageSource(25)
     pager = CallbackSearch(source.fetch, page_size=10)
@@ -562,7 +611,7 @@ async def test_a_short_page_ends_the_walk_even_if_total_said_more() -> None:
     [
         ({"page_size": 0}, "page_size"),
         ({"page_size": 5001}, "page_size"),
-        ({"offset": 50_001}, "offset"),
+        ({"offset": 55_000}, "offset"),
         ({"offset": -1}, "offset"),
         ({"concurrency": 0}, "concurrency"),
         ({"max_items": -1}, "max_items"),
