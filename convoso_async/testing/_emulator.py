@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from types import TracebackType
@@ -70,7 +71,9 @@ class ConvosoEmulator:
         """Start serving (idempotent). With ``port=0`` the OS picks a free port."""
         if self._runner is not None:
             return
-        self._handler.closing.clear()
+        # A fresh Event, not clear(): an Event binds to the loop that first waits on it, and
+        # one emulator may serve on successive loops (pytest-asyncio's per-test loops).
+        self._handler.closing = asyncio.Event()
         runner = web.AppRunner(
             self._handler.build_app(), access_log=None, handle_signals=False, shutdown_timeout=5
         )
