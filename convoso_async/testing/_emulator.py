@@ -158,8 +158,12 @@ class ConvosoEmulator:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received since start or :meth:`reset_stats`, in arrival order."""
-        return self._handler.requests
+        """Requests received since start or :meth:`reset_stats`, in arrival order (a copy).
+
+        Only the newest 10,000 are kept, older ones dropped, so the memory of a server that
+        runs until interrupted stays flat.
+        """
+        return list(self._handler.requests)
 
     @property
     def in_flight(self) -> int:

@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
-from convoso_async.testing import ConvosoEmulator, Fault, Faults
+from convoso_async.testing import ConvosoEmulator, Fault, Faults, _app
 from convoso_async.testing._faults import FaultPlan
 
 INSERT = {
@@ -341,6 +341,19 @@ async def test_request_log_masks_the_token(
     assert second.form == {"auth_token": "***", **INSERT}
     assert first.time <= second.time <= time.monotonic()
     assert emu.auth_token not in repr(emu.requests)
+
+
+async def test_request_log_keeps_only_the_newest(
+    http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bounded, so a server that runs until interrupted does not grow with every request."""
+    monkeypatch.setattr(_app, "REQUEST_LOG_SIZE", 3, raising=False)
+    async with ConvosoEmulator(records=10) as emu:
+        for limit in range(1, 6):
+            await send(http, emu, limit=str(limit))
+    assert [r.form["limit"] for r in emu.requests] == ["3", "4", "5"]
+    monkeypatch.undo()
+    assert _app.REQUEST_LOG_SIZE == 10_000  # the bound the docs state
 
 
 @pytest.mark.parametrize(
