@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import _api
 from ._faults import Fault, FaultPlan
@@ -87,8 +88,17 @@ class EmulatorHandler:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         endpoint = request.match_info["endpoint"]
+        try:
+            form = await request.post()
+        except (ValueError, LookupError, HttpProcessingError):
+            # A body aiohttp cannot decode (a raw non-UTF-8 byte, an unknown charset, a
+            # malformed multipart body) is the client's fault: a 400 in the API's error
+            # style, before any fault is drawn or the request is logged, instead of
+            # aiohttp's HTML 500 and a logged traceback.
+            body = _api.error_body(endpoint, None, "Malformed form body", self.live)
+            return self._json(400, orjson.dumps(body))
         fields: dict[str, str] = {}
-        for key, value in (await request.post()).items():
+        for key, value in form.items():
             if isinstance(value, str):
                 fields.setdefault(key, value)
         fault = self.plan.draw(request.path)

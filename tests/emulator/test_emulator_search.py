@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pytest
@@ -256,3 +257,31 @@ async def test_multipart_file_fields_are_ignored(emu: ConvosoEmulator, http: obj
         body = await response.json()
     assert (body["limit"], len(body["results"])) == (20, 20)
     assert emu.requests[-1].form == {"auth_token": "***"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"auth_token=emulator-token&comments=Jos\xe9"),
+        ("application/x-www-form-urlencoded; charset=bogus", b"auth_token=emulator-token"),
+        ("multipart/form-data", b"--xx\r\nbroken"),
+    ],
+    ids=["raw-latin-1-byte", "unknown-charset", "multipart-without-boundary"],
+)
+async def test_an_undecodable_body_is_a_quiet_400(
+    emu: ConvosoEmulator,
+    http: object,
+    caplog: pytest.LogCaptureFixture,
+    content_type: str,
+    body: bytes,
+) -> None:
+    import aiohttp
+
+    assert isinstance(http, aiohttp.ClientSession)
+    emu.script(["status_503"])
+    headers = {"Content-Type": content_type}
+    async with http.post(emu.url("search"), data=body, headers=headers) as response:
+        assert response.status == 400
+        assert await response.json() == {"success": False, "error": "Malformed form body"}
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []  # no traceback
+    assert (emu.requests, emu.scripted_pending) == ([], 1)  # no fault drawn, nothing logged
