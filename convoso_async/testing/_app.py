@@ -154,8 +154,13 @@ class EmulatorHandler:
             response = web.StreamResponse(status=status)
             response.content_type = "application/json"
             response.content_length = len(payload)
-            await response.prepare(request)
-            await response.write(payload[: len(payload) // 2])
+            try:
+                await response.prepare(request)
+                await response.write(payload[: len(payload) // 2])
+            except ConnectionResetError:
+                # The client has gone (say, it timed out during the latency): nothing to
+                # cut. Quiet, as the other faults are, not aiohttp's "Error handling request".
+                return _hang_up(request, reset=False)
             _hang_up(request, reset=False)
             return response
         assert fault is Fault.DROP_AFTER_PROCESS

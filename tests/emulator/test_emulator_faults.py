@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -103,6 +104,32 @@ async def test_cut_body_is_a_payload_error_after_processing(
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
     assert len(inserted(emu)) == 1
+
+
+async def test_cut_body_for_a_client_already_gone_is_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client gives up during the latency (say, it timed out): nothing to cut, no error
+    logged, as for the other faults."""
+    emu = ConvosoEmulator(records=10, faults=Faults(latency=30.0))
+    await emu.start()
+    emu.script(["cut_body"])
+    _, writer = await asyncio.open_connection(emu.host, emu.port)
+    form = f"auth_token={emu.auth_token}".encode()
+    head = f"POST /v1/callbacks/search HTTP/1.1\r\nHost: emulator\r\nContent-Length: {len(form)}"
+    writer.write(f"{head}\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n".encode())
+    writer.write(form)
+    await until(lambda: emu.in_flight == 1)  # waiting out its latency
+    writer.close()
+    await writer.wait_closed()
+    server = emu._runner.server if emu._runner else None
+    assert server is not None
+    # The one connection is still there (its handler runs on) but has seen the client go.
+    await until(lambda: [c.transport for c in server.connections] == [None])
+    await emu.close()  # ends the latency: the handler goes on to cut the body
+    await until(lambda: emu.in_flight == 0)
+    assert [r.fault for r in emu.requests] == [Fault.CUT_BODY]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_truncated_json_is_complete_but_invalid(
