@@ -118,7 +118,9 @@ class ConvosoEmulator:
         """``http://HOST:PORT/v1``, the API root a client is configured with."""
         if self._runner is None:
             raise RuntimeError("the emulator is not running; use 'async with' or start()")
-        return f"http://{self.host}:{self._port}/v1"
+        # An IPv6 address goes in brackets (RFC 3986): http://::1:8787 is no URL.
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}/v1"
 
     def url(self, endpoint: str) -> str:
         """Full URL of one endpoint: ``url("search")`` -> ``.../v1/callbacks/search``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import date
 
 import pytest
@@ -285,3 +286,20 @@ async def test_an_undecodable_body_is_a_quiet_400(
         assert await response.json() == {"success": False, "error": "Malformed form body"}
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []  # no traceback
     assert (emu.requests, emu.scripted_pending) == ([], 1)  # no fault drawn, nothing logged
+
+
+def _binds_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except (OSError, AttributeError):  # no IPv6 here (AttributeError: built without it)
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _binds_ipv6_loopback(), reason="cannot bind ::1")
+async def test_an_ipv6_host_is_bracketed_in_the_url(post: Post) -> None:
+    async with ConvosoEmulator(records=10, host="::1") as emu:
+        assert emu.base_url == f"http://[::1]:{emu.port}/v1"
+        status, body = await post(emu, "search")
+    assert (status, body["total"]) == (200, 10)
