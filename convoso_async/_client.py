@@ -451,15 +451,17 @@ class Callbacks:
 
         The range is planned as windows under the cap (whole days, adjacent small days
         merged, a day beyond the cap split by stage and then recipient, partitions checked
-        to add up); each window is walked by :meth:`search`, ``concurrency`` windows at a
-        time (default ``max_concurrency // 4``). Records come window by window, in date
+        to add up) that partition it, days and parts probed empty included; each window
+        is walked by :meth:`search`, ``concurrency`` windows at a time (default
+        ``max_concurrency // 4``). Records come window by window, in date
         order; ids are de-duplicated across windows. Memory stays bounded: one page per
         window is queued between the walkers and you.
 
         Cost: 1 probe (a ``limit=1`` search) when the whole range fits the cap; otherwise
         1 + one per day + 4 per day beyond the cap (+1 ``MISSED`` probe if the four stages
         fall short, +2 per stage still beyond the cap). Then ``ceil(total / page_size)``
-        page requests per non-empty window (``page_size`` defaults to 5000), plus retries.
+        page requests per window, one for a window probed empty (``page_size`` defaults to
+        5000), plus retries.
 
         ``progress`` is called with an :class:`ExportProgress` after every page and window.
         ``checkpoint`` is a JSON file recording the plan and completed windows, written

@@ -4,13 +4,17 @@ One filter combination reaches at most 55,000 records by offset/limit paging, so
 export plans *windows*, each under the cap, that partition the search:
 
 1. **Probe.** One ``limit=1`` search over the whole range; if its ``total`` fits under the
-   cap the range is one window. Otherwise one ``limit=1`` search per day (at most
-   ``concurrency`` at a time).
+   cap (0 included) the range is one window. Otherwise one ``limit=1`` search per day
+   (at most ``concurrency`` at a time).
 2. **Merge.** Adjacent days are merged into one window while the sum of their totals
-   stays within the cap (fewer requests). Days probed empty are folded into a
-   neighbour; a window whose total is 0 is not walked.
+   stays within the cap (fewer requests). Every day belongs to exactly one window, even
+   one probed empty: records can be added to it before its window is walked (hours
+   later, or on a resume of the stored plan). An empty day joins the run of days beside
+   it; between split days or the range's edges it is a window of its own (or with its
+   empty neighbours). A window whose total is 0 is walked like any other: one request.
 3. **Split.** A day still beyond the cap is split by stage (the four documented stages),
-   and a stage still beyond it by recipient (``System``/``Personal``): disjoint filters.
+   and a stage still beyond it by recipient (``System``/``Personal``): disjoint filters,
+   every part kept, those probed empty too, for the same reason.
    A split is a partition only if the parts' totals add up to the whole: the live API
    carries stages outside the enum (``MISSED``), so when the four stages fall short the
    ``MISSED`` filter is probed for the remainder; if the parts still fall short, a
@@ -394,12 +398,15 @@ class CallbackExport(CallbackStream):
     async def _plan(self) -> list[ExportWindow]:
         (whole,) = await self._probe([ExportWindow(self.start_date, self.end_date)])
         if whole.total <= proto.REACHABLE:
-            return [whole] if whole.total else []
+            # Even when empty: the plan partitions the range, whatever it held when probed.
+            return [whole]
         return await self._plan_days(self.start_date, self.end_date)
 
     async def _plan_days(self, start: date, end: date) -> list[ExportWindow]:
-        """Windows under the cap for the days ``start..end``: one probe a day, adjacent
-        days merged while their sum fits, a day beyond the cap split by :meth:`_split`."""
+        """Windows under the cap partitioning the days ``start..end``: one probe a day,
+        adjacent days merged while their sum fits, a day beyond the cap split by
+        :meth:`_split`. Days probed empty are kept (see the module docstring): they join
+        the run beside them, or form their own next to a split day or an edge."""
         cap = proto.REACHABLE
         days = (end - start).days + 1
         probed = await self._probe(
@@ -409,22 +416,24 @@ class CallbackExport(CallbackStream):
         run: ExportWindow | None = None
         for day in probed:
             if day.total > cap:
-                if run is not None and run.total:
+                if run is not None:
                     plan.append(run)
                 run = None
                 plan.extend(await self._split(day))
             elif run is not None and run.total + day.total <= cap:
                 run = attrs.evolve(run, end=day.end, total=run.total + day.total)
             else:
-                if run is not None and run.total:
+                if run is not None:
                     plan.append(run)
                 run = day
-        if run is not None and run.total:
+        if run is not None:
             plan.append(run)
         return plan
 
     async def _split(self, window: ExportWindow) -> list[ExportWindow]:
-        """Disjoint parts of ``window`` (beyond the cap), each within it, adding up to it."""
+        """Disjoint parts of ``window`` (beyond the cap), each within it, adding up to it
+        and covering it: a part probed empty is kept, as records may land in it before
+        it is walked."""
         if window.stage is None and self._stage is None:
             dimension = "stage"
             parts = await self._probe([attrs.evolve(window, stage=s) for s in STAGE_PARTS])
@@ -461,7 +470,7 @@ class CallbackExport(CallbackStream):
         for part in parts:
             if part.total > proto.REACHABLE:
                 plan.extend(await self._split(part))
-            elif part.total:
+            else:
                 plan.append(part)
         return plan
 

@@ -8,18 +8,22 @@ client's own view of it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convoso_async import ConvosoClient, PaginationLimitError, RetryPolicy, ServerError
 from convoso_async import _export as export_mod
 from convoso_async._export import CallbackExport, ExportProgress, ExportWindow, _SeenIds
 from convoso_async._protocol import REACHABLE
 from convoso_async.testing import ConvosoEmulator, Faults
+from convoso_async.testing._store import DISMISSED, PENDING
 
 from .samples import drain
 
@@ -354,12 +358,17 @@ async def test_a_failing_window_raises_the_typed_error_and_cleans_up(
         assert _tasks() == before
 
 
-async def test_an_empty_range_costs_one_probe(small: ConvosoEmulator) -> None:
+async def test_an_empty_range_is_one_window_costing_a_probe_and_a_page(
+    small: ConvosoEmulator,
+) -> None:
+    # Planned like any range under the cap, so the plan covers it even when empty.
     async with small, client_for(small) as client:
         export = client.callbacks.export(date(2027, 1, 1), date(2027, 1, 31))
         assert [c async for c in export] == []
-        assert export.windows == []
-        assert len(small.requests) == 1
+        assert export.windows == [ExportWindow(date(2027, 1, 1), date(2027, 1, 31))]
+        assert len(small.requests) == 2
+    assert export.progress.windows_done == export.progress.windows_total == 1
+    assert export.progress.records_expected == 0
 
 
 @pytest.mark.parametrize(
@@ -396,16 +405,17 @@ def _minute(day: date) -> int:
     return day.toordinal() * 1440 + 600
 
 
-def _grow_on_plan(emu: ConvosoEmulator, day: date) -> Any:
-    """A progress callback that adds one callback (PENDING, System) on ``day`` at the
-    first report after the plan is made, before any window is walked."""
+def _grow_on_plan(emu: ConvosoEmulator, *days: date, stage: int = PENDING) -> Any:
+    """A progress callback that adds one callback (``stage``, System) on each of ``days``
+    at the first report after the plan is made, before any window is walked."""
     store = emu.store
     grown: list[ExportProgress] = []
 
     def progress(p: ExportProgress) -> None:
         if p.windows_total and not grown:
             grown.append(p)
-            store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(day))
+            for day in days:
+                store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(day), stage=stage)
 
     return progress
 
@@ -676,3 +686,140 @@ async def test_the_narrowest_partition_growing_beyond_the_cap_raises_naming_it()
     assert "narrowest partition" in message
     assert "use client.callbacks.export()" not in message
     assert caught.value.total == REACHABLE + 1
+
+
+# --- the plan partitions the range: empty days and empty parts are windows too --------
+
+
+def _covered(windows: list[ExportWindow]) -> list[tuple[date, str | None]]:
+    """(day, stage) for every day each window covers, in plan order: a partition of the
+    range lists each day once (stage None), or a split day once per stage part."""
+    return [
+        (date.fromordinal(o), w.stage)
+        for w in windows
+        for o in range(w.start.toordinal(), w.end.toordinal() + 1)
+    ]
+
+
+async def test_empty_days_beside_a_split_day_are_windows_their_new_records_exported() -> None:
+    # Only Mar 2 holds records (beyond the cap); Mar 1 and Mar 3..4 are empty when probed
+    # and get a record each once the plan is made, before any window is walked.
+    day1, day2, day3, day4 = (date(2026, 3, d) for d in (1, 2, 3, 4))
+    emu = ConvosoEmulator(56_000, seed=1, start_date=day2, days=1, hot_days={day2: 56_000})
+    grow = _grow_on_plan(emu, day1, day4)
+    async with emu, client_for(emu) as client:
+        export = client.callbacks.export(day1, day4, progress=grow)
+        ids = [c.id async for c in export]
+    assert len(emu.store) == 56_002
+    assert len(ids) == len(set(ids)) == len(emu.store)
+    assert set(ids) == set(emu.store.ids())
+    assert [(w.start, w.end, w.stage, w.total) for w in export.windows if w.stage is None] == [
+        (day1, day1, None, 0),
+        (day3, day4, None, 0),  # a run of empty days at the edge is one window
+    ]
+    assert export.progress.windows_done == export.progress.windows_total == 6
+    # The plan's totals: the records added since are done but were not expected.
+    assert export.progress.records_expected == 56_000
+    assert export.progress.records_done == 56_002
+
+
+@pytest.fixture
+def no_dismissed() -> ConvosoEmulator:
+    """One day beyond the cap holding no DISMISSED callback: a stage part probed empty."""
+    emu = ConvosoEmulator(63_000, seed=1, start_date=HOT, days=1)
+    store = emu.store
+    for record in list(store.records()):
+        if record["stage"] == "DISMISSED":
+            store.delete(record["id"])
+    assert len(store) > REACHABLE
+    return emu
+
+
+async def test_a_stage_part_probed_empty_is_a_window_and_its_new_record_exported(
+    no_dismissed: ConvosoEmulator,
+) -> None:
+    store = no_dismissed.store
+    grow = _grow_on_plan(no_dismissed, HOT, stage=DISMISSED)
+    async with no_dismissed, client_for(no_dismissed) as client:
+        export = client.callbacks.export(HOT, HOT, progress=grow)
+        ids = [c.id async for c in export]
+    assert len(ids) == len(set(ids)) == len(store)
+    assert set(ids) == set(store.ids())
+    assert [(w.stage, w.total == 0) for w in export.windows] == [
+        (stage, stage == "DISMISSED") for stage in export_mod.STAGE_PARTS
+    ]
+    assert export.progress.windows_done == export.progress.windows_total == 4
+
+
+async def test_the_plan_partitions_the_range_day_by_day_and_part_by_part() -> None:
+    # Mar 1 (outside the store) and Mar 3 are empty, beside split days; Mar 5..9 are a
+    # run of small and empty days, Mar 9 outside the store too.
+    days = [date(2026, 3, d) for d in range(1, 10)]
+    emu = ConvosoEmulator(
+        113_000,
+        seed=9,
+        start_date=days[1],
+        days=7,
+        hot_days={days[1]: 56_000, days[2]: 0, days[3]: 56_000, days[4]: 0, days[6]: 0},
+    )
+    async with emu, client_for(emu) as client:
+        export = client.callbacks.export(days[0], days[-1])
+        ids = {c.id async for c in export}
+    assert ids == set(emu.store.ids())
+    assert _covered(export.windows) == [
+        (days[0], None),
+        *[(days[1], s) for s in export_mod.STAGE_PARTS],
+        (days[2], None),
+        *[(days[3], s) for s in export_mod.STAGE_PARTS],
+        *[(day, None) for day in days[4:]],
+    ]
+    assert [(w.start, w.end) for w in export.windows if w.stage is None] == [
+        (days[0], days[0]),
+        (days[2], days[2]),
+        (days[4], days[8]),  # the empty days folded into the small day between them
+    ]
+    assert sum(w.total for w in export.windows) == len(emu.store)
+
+
+# A day as the planner's probes see it: a total under the cap, or the four stage totals of
+# a day beyond it (zeros among them).
+_DAY = st.one_of(
+    st.sampled_from([0, 0, 1, 30_000, REACHABLE]),
+    st.tuples(*[st.sampled_from([0, 30_000, 50_000])] * 4).filter(lambda t: sum(t) > REACHABLE),
+)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.lists(_DAY, min_size=1, max_size=10))
+def test_any_plan_partitions_the_range(specs: list[int | tuple[int, ...]]) -> None:
+    start = date(2026, 3, 1)
+    end = date.fromordinal(start.toordinal() + len(specs) - 1)
+
+    def total(window: ExportWindow) -> int:
+        spec = specs[(window.start - start).days : (window.end - start).days + 1]
+        if window.stage is not None:
+            (day,) = spec
+            assert isinstance(day, tuple)
+            return day[export_mod.STAGE_PARTS.index(window.stage)]
+        return sum(d if isinstance(d, int) else sum(d) for d in spec)
+
+    async def probe(windows: list[ExportWindow]) -> list[ExportWindow]:
+        return [ExportWindow(w.start, w.end, w.stage, w.recipient, total(w)) for w in windows]
+
+    async def plan() -> list[ExportWindow]:
+        async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
+            export = client.callbacks.export(start, end)
+            export._probe = probe  # type: ignore[method-assign]
+            return await export._plan()
+
+    windows = asyncio.run(plan())
+    assert _covered(windows) == [
+        (date.fromordinal(start.toordinal() + i), stage)
+        for i, spec in enumerate(specs)
+        for stage in (export_mod.STAGE_PARTS if isinstance(spec, tuple) else [None])
+    ]
+    assert all(w.total == total(w) <= REACHABLE for w in windows)
+    # Adjacent unsplit windows could not have been merged: an empty day joins its run.
+    for a, b in itertools.pairwise(windows):
+        if a.stage is None and b.stage is None:
+            assert a.total + b.total > REACHABLE
