@@ -220,10 +220,21 @@ async def _retry(
             return None
         return max(0.0, policy.deadline - (time.monotonic() - started))
 
+    last_error = [first_error]
+
     async def resumed() -> T:
         if pending_replay:
             raise pending_replay.pop()
-        return await attempt(remaining())
+        left = remaining()
+        if left == 0.0:
+            # The wait fitted the deadline but overran it (a busy loop wakes late): the
+            # call failed on its last answer, which says more than "deadline passed".
+            raise last_error[0]
+        try:
+            return await attempt(left)
+        except ConvosoError as error:
+            last_error[0] = error
+            raise
 
     attempts_spent = stop_after_attempt(policy.attempts - earlier)
 

@@ -6,11 +6,13 @@ network and with millisecond waits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import attrs
 import pytest
@@ -25,6 +27,7 @@ from convoso_async import (
     RetryPolicy,
     ServerError,
     TransportError,
+    _retry,
 )
 from convoso_async._retry import RetryBudget, call_with_retries, is_retryable
 
@@ -312,6 +315,31 @@ async def test_each_retry_is_logged_at_info(caplog: pytest.LogCaptureFixture) ->
     (record,) = caplog.records
     assert record.levelno == logging.INFO
     assert "callbacks/x failed (attempt 1 of 3)" in record.getMessage()
+
+
+async def test_a_wait_that_overruns_the_deadline_raises_the_last_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait fitted the deadline but a busy loop woke late: the call fails with the
+    server's last answer, not with a retry sent with no time left."""
+    now = [0.0]
+    real_sleep = asyncio.sleep
+
+    async def late_sleep(seconds: float) -> None:
+        now[0] += seconds + 1.0
+        await real_sleep(0)
+
+    monkeypatch.setattr(_retry, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(asyncio, "sleep", late_sleep)
+    last = server_error()
+    attempt = Script(last, "never sent")
+    policy = RetryPolicy(
+        attempts=5, initial_wait=0.01, max_wait=0.01, deadline=0.5, retry_budget=None
+    )
+    with pytest.raises(ServerError) as info:
+        await call_with_retries(attempt, policy=policy, budget=None, idempotent=True, what="x")
+    assert info.value is last
+    assert attempt.calls == 1
 
 
 async def test_deadline_stops_retrying_before_attempts_are_spent() -> None:
