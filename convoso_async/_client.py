@@ -214,19 +214,21 @@ class ConvosoClient:
             except TimeoutError:
                 raise deadline_passed(endpoint) from None
             self.requests_sent += 1  # only now is it certain to be sent
+            # Every error of the attempt is redacted before tenacity logs it or the caller
+            # sees it, the transport's too: aiohttp's parser errors quote the raw answer.
             try:
-                time_left = None if deadline is None else deadline - loop.time()
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("POST %s %s", endpoint, _loggable(form))
-                status, headers, body = await self._transport.post(endpoint, form, time_left)
-            finally:
-                self._slots.release()
-            logger.debug("%s answered HTTP %d, %d bytes", endpoint, status, len(body))
-            try:
+                try:
+                    time_left = None if deadline is None else deadline - loop.time()
+                    if logger.isEnabledFor(logging.DEBUG):
+                        logger.debug("POST %s %s", endpoint, _loggable(form))
+                    status, headers, body = await self._transport.post(endpoint, form, time_left)
+                finally:
+                    self._slots.release()  # once the answer is read, not after decoding it
+                logger.debug("%s answered HTTP %d, %d bytes", endpoint, status, len(body))
                 proto.check_status(endpoint, status, headers, body, datetime.now(UTC))
                 return decode(body)
             except ConvosoError as error:
-                self._transport.redact(error)  # before tenacity logs it or the caller sees it
+                self._transport.redact(error)
                 raise
 
         try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from urllib.parse import quote, quote_plus
 
 
@@ -36,16 +37,39 @@ class ConvosoError(Exception):
     def redact(self, secret: str) -> None:
         """Replace ``secret`` wherever server text carried it into this error: raw, or
         url-encoded as the form carried it (``quote_plus``) or as a path would (``quote``),
-        since a server that echoes the request body echoes the encoded token."""
+        since a server that echoes the request body echoes the encoded token.
+
+        When the token was found, the exceptions chained to this one are dropped: they are
+        not ours to edit, and the one that brought the text holds it too (aiohttp's parser
+        errors quote the raw answer, a decode error the bad value)."""
         if not secret:
             return
         pattern = _secret_pattern(secret)
+        own = [text for text in (*self.args, *vars(self).values()) if isinstance(text, str)]
+        chained = [text for link in _chained(self) for text in (str(link), repr(link))]
+        if not any(pattern.search(text) for text in own + chained):
+            return
         self.args = tuple(
             pattern.sub("***", arg) if isinstance(arg, str) else arg for arg in self.args
         )
         for name, value in vars(self).items():
             if isinstance(value, str):
                 setattr(self, name, pattern.sub("***", value))
+        # As ``raise ... from None`` would, and the context too, which it would keep.
+        self.__cause__ = self.__context__ = None
+        self.__suppress_context__ = True
+
+
+def _chained(error: BaseException) -> Iterator[BaseException]:
+    """Every exception chained below ``error``, as causes or contexts, at any depth."""
+    seen = {id(error)}
+    links = [error.__cause__, error.__context__]
+    while links:
+        link = links.pop()
+        if link is not None and id(link) not in seen:
+            seen.add(id(link))
+            yield link
+            links += (link.__cause__, link.__context__)
 
 
 @functools.lru_cache(maxsize=8)

@@ -492,10 +492,11 @@ class PageBody:
             return structure_records(self.records[start:stop])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             error = MalformedResponseError(f"a record could not be read: {exc}", endpoint=SEARCH)
-            self.redact(error)
-            if str(exc) not in str(error):
-                raise error from None  # the cause quotes the token that was scrubbed
-            raise error from exc
+            error.__cause__ = exc
+        # Raised out here, where ``exc`` is not its context: redact drops the cause when it
+        # quotes the token, and a raise inside the handler would chain it back.
+        self.redact(error)
+        raise error
 
     def page(self) -> CallbackPage:
         """The whole typed page."""

@@ -558,6 +558,65 @@ async def test_a_server_echoing_the_real_form_body_leaks_no_token_to_the_cli(
     assert _leaks([out.out, out.err]) == []
 
 
+# Answers whose bad line is the request body, as a broken server that echoes it sends:
+# aiohttp's parser quotes the line, form-encoded token and all, in its error.
+BROKEN_ANSWERS = {
+    "header-line": b"HTTP/1.1 200 OK\r\n%s\r\nContent-Length: 2\r\n\r\n{}",
+    "status-line": b"HTTP/1.1 2x0 %s\r\nContent-Length: 2\r\n\r\n{}",
+}
+
+
+@pytest.mark.parametrize("answer", BROKEN_ANSWERS.values(), ids=BROKEN_ANSWERS.keys())
+async def test_a_parser_error_quoting_the_echoed_form_leaks_no_token(
+    caplog: pytest.LogCaptureFixture, answer: bytes
+) -> None:
+    """A real socket and aiohttp's own parser: the transport's error is retried, logged,
+    chained and raised with no spelling of the token in any of them."""
+    caplog.set_level(logging.DEBUG)  # the root logger: aiohttp's loggers too
+    caplog.set_level(logging.DEBUG, logger="convoso_async")
+    bodies: list[bytes] = []
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.partition(b":")[2])
+            for line in head.lower().split(b"\r\n")
+            if line.startswith(b"content-length:")
+        )
+        bodies.append(await reader.readexactly(length))
+        writer.write(answer % bodies[-1])
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    async with server:
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        async with ConvosoClient(ODD_TOKEN, base_url=base, retry=FAST) as client:
+            with pytest.raises(TransportError) as info:
+                await client.callbacks.search_page()
+    assert len(bodies) == FAST.attempts
+    assert quote_plus(ODD_TOKEN).encode() in bodies[0]  # it really was echoed
+    error = info.value
+    assert "no complete answer" in str(error)
+    assert "***" in str(error)
+    assert error.__cause__ is None
+    assert error.__suppress_context__
+    assert "failed (attempt 1 of 3)" in caplog.text
+    texts = [*_texts_of(error), repr(error.args), *_chained_texts(error), caplog.text]
+    assert _leaks(texts) == []
+
+
+def _chained_texts(error: BaseException, seen: set[int] | None = None) -> list[str]:
+    """str and repr of every exception chained to ``error``, shown in a traceback or not."""
+    seen = seen if seen is not None else {id(error)}
+    texts: list[str] = []
+    for link in (error.__cause__, error.__context__):
+        if link is not None and id(link) not in seen:
+            seen.add(id(link))
+            texts += [str(link), repr(link), *_chained_texts(link, seen)]
+    return texts
+
+
 def test_redaction_covers_every_string_an_error_holds() -> None:
     errors: list[ConvosoError] = [
         ConvosoAPIError(f"echo {quote_plus(ODD_TOKEN)}", endpoint=f"x/{quote(ODD_TOKEN)}"),
@@ -788,7 +847,7 @@ async def test_a_record_quoting_the_token_is_redacted_in_its_decode_error(
             await views[view]()
     assert "a record could not be read" in str(info.value)
     assert "***" in str(info.value)
-    assert _leaks(_texts_of(info.value)) == []
+    assert _leaks([*_texts_of(info.value), *_chained_texts(info.value)]) == []
 
 
 async def _drain(pages: AsyncIterator[CallbackPage]) -> None:
