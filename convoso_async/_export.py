@@ -251,6 +251,8 @@ class CallbackExport(CallbackStream):
     :class:`ExportProgress`, ``pages_fetched`` and ``probes`` the requests spent, and
     ``resume_state`` what the checkpoint's ``before_checkpoint`` hook last stored (when
     resuming), so a writer can pick up its partial output where the checkpoint vouches.
+    ``resume_windows_done`` is, from the start, how many windows the checkpoint records
+    as complete (0 when not resuming): records a resume will not hand out again.
     """
 
     def __init__(
@@ -323,6 +325,7 @@ class CallbackExport(CallbackStream):
         self.key = checkpoint_key(self._filters)
         self._saved: dict[str, Any] | None = None
         self.resume_state: Mapping[str, Any] | None = None
+        self.resume_windows_done = 0
         if self._checkpoint is not None:
             saved = read_checkpoint(self._checkpoint)
             if saved is not None:
@@ -333,6 +336,7 @@ class CallbackExport(CallbackStream):
                     )
                 self._saved = saved
                 self.resume_state = saved.get("state")
+                self.resume_windows_done = len(saved.get("done") or ())
         #: The plan, once made (or read back from the checkpoint).
         self.windows: list[ExportWindow] = []
         self.pages_fetched = 0

@@ -363,14 +363,7 @@ async def _run_export(
             )
             exports.append(export)
             if writer is None:
-                state = export.resume_state
-                resume = None
-                if state is not None:
-                    if state.get("format") != fmt:
-                        raise ValueError(
-                            f"the checkpoint was written for --format {state.get('format')}"
-                        )
-                    resume = int(state["output_bytes"])
+                resume = _resume_bytes(export, checkpoint, fmt)
                 writer = open_writer(fmt, out.open(resume), resume=resume is not None)
             async for callback in export:
                 writer.write(callback)
@@ -383,6 +376,34 @@ async def _run_export(
         out.abandon()
         raise
     return written, exports
+
+
+def _resume_bytes(export: CallbackExport, checkpoint: Path | None, fmt: str) -> int | None:
+    """The size of partial output the checkpoint vouches for, or ``None`` to start afresh.
+
+    The export skips the windows the checkpoint records as done, so their records must
+    already be in the partial output: without the CLI's state saying how much of it
+    (a checkpoint written by the library's ``export()``, or edited), resuming would
+    silently leave them out, so it is refused rather than guessed.
+    """
+    if not export.resume_windows_done:  # nothing done yet: no output to keep
+        return None
+    state = export.resume_state or {}
+    size = state.get("output_bytes")
+    if (
+        state.get("format") not in FORMATS
+        or not isinstance(size, int)
+        or isinstance(size, bool)
+        or size < 0
+    ):
+        raise ValueError(
+            f"checkpoint {checkpoint} records {export.resume_windows_done} completed "
+            "windows but not the output written for them (was it written by "
+            "convoso-async export?): remove it to start over"
+        )
+    if state["format"] != fmt:
+        raise ValueError(f"the checkpoint was written for --format {state['format']}")
+    return size
 
 
 def _configure_logging(verbose: bool) -> logging.Handler | None:

@@ -329,6 +329,49 @@ def test_checkpoint_resume_appends_the_rest_and_skips_completed_windows(
     assert "written for --format jsonl" in capsys.readouterr().err
 
 
+def _library_checkpoint(emu: ConvosoEmulator, path: Path) -> None:
+    """A checkpoint as the library's export writes it (no ``before_checkpoint`` state),
+    left behind after its first window, as a program stopped there would leave it."""
+
+    async def run() -> None:
+        async with ConvosoClient(SECRET, base_url=emu.base_url) as client:
+            export = client.callbacks.export("2026-03-01", "2026-03-30", checkpoint=path)
+            async with export:
+                async for _ in export:
+                    if export.progress.windows_done:
+                        break
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "state",
+    [None, {"format": "jsonl"}, {"format": "jsonl", "output_bytes": -1}, {"output_bytes": 0}],
+)
+def test_resume_refuses_a_checkpoint_with_done_windows_but_no_output_state(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    state: dict[str, Any] | None,
+) -> None:
+    # It exported only the windows left, exit 0 (state None), or raised KeyError.
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    ckpt = tmp_path / "cb.ckpt"
+    _library_checkpoint(emu, ckpt)
+    saved = json.loads(ckpt.read_text())
+    assert saved["done"]
+    saved["state"] = state
+    ckpt.write_text(json.dumps(saved))
+    out = tmp_path / "cb.jsonl"
+    assert cli.main(["export", *RANGE, "-o", str(out), "--checkpoint", str(ckpt), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ValueError: checkpoint ")
+    assert "remove it to start over" in err
+    assert json.loads(ckpt.read_text()) == saved  # the resume point is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.ckpt"]
+
+
 def test_search_prints_a_table(
     emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
