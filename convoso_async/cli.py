@@ -90,7 +90,7 @@ def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> No
             "--stage",
             action="append",
             choices=stages,
-            help="repeat for several stages (exported one after the other)",
+            help="repeat for several stages (each exported once, one after the other)",
         )
     else:
         group.add_argument("--stage", choices=stages)
@@ -421,7 +421,8 @@ def _configure_logging(verbose: bool) -> logging.Handler | None:
 
 
 async def _export_command(args: argparse.Namespace, err: Console) -> int:
-    stages: list[str | None] = list(args.stage) if args.stage else [None]
+    # A stage given twice would be exported twice: each once, in the order first given.
+    stages: list[str | None] = list(dict.fromkeys(args.stage)) if args.stage else [None]
     started = time.perf_counter()
     async with _client(args) as client:
         with _Bar(err, not args.quiet and err.is_terminal) as bar:

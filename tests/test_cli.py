@@ -150,6 +150,19 @@ def test_export_to_stdout_with_several_stages(
     assert len(records) == len(expected)
 
 
+def test_export_a_repeated_stage_once(
+    emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --stage PENDING --stage PENDING exported every PENDING record twice.
+    argv = ["export", *RANGE, "--stage", "PENDING", "--stage", "MISSED", "--stage", "PENDING"]
+    assert cli.main([*argv, "-o", "-", "-q"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids))
+    assert [r["stage"] for r in records[:1]] == ["PENDING"]  # in the order first given
+    assert {r["stage"] for r in records} == {"PENDING", "MISSED"}
+
+
 def test_export_to_a_closed_pipe_ends_quietly(emu: ConvosoEmulator) -> None:
     # `export -o - | head -1`: stdout closes early. It printed "error: BrokenPipeError", exit 3.
     argv = [sys.executable, "-m", "convoso_async", "export", *RANGE, "-o", "-", "-q"]
