@@ -447,6 +447,7 @@ class Callbacks:
         checkpoint: str | os.PathLike[str] | None = None,
         before_checkpoint: Callable[[ExportWindow], Mapping[str, Any] | None] | None = None,
         page_size: int = proto.MAX_LIMIT,
+        keep_checkpoint: bool = False,
     ) -> CallbackExport:
         """Every callback between two dates (inclusive) matching the filters, exactly once,
         however many there are: an ``async for`` that reaches past the 55,000 cap.
@@ -471,7 +472,10 @@ class Callbacks:
         the same filters and path to skip completed windows (a checkpoint of different
         filters is a ``ValueError``). ``before_checkpoint(window)`` runs once you have
         taken a window's last record, before it is recorded: make your output durable
-        there; what it returns is stored and comes back as ``resume_state``. Raises
+        there; what it returns is stored and comes back as ``resume_state``. With
+        ``keep_checkpoint=True`` a completed export leaves its checkpoint (every window
+        done) for you to remove once your output is safe: until then a rerun resumes
+        with nothing left to fetch rather than starting over. Raises
         :class:`PaginationLimitError` naming the window if a partition cannot be brought
         under the cap or its parts do not add up.
         """
@@ -490,6 +494,7 @@ class Callbacks:
             checkpoint=checkpoint,
             before_checkpoint=before_checkpoint,
             page_size=page_size,
+            keep_checkpoint=keep_checkpoint,
         )
 
     async def insert(

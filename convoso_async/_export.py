@@ -272,6 +272,7 @@ class CallbackExport(CallbackStream):
         checkpoint: str | os.PathLike[str] | None = None,
         before_checkpoint: Callable[[ExportWindow], Mapping[str, Any] | None] | None = None,
         page_size: int = proto.MAX_LIMIT,
+        keep_checkpoint: bool = False,
     ) -> None:
         if start_date is None or end_date is None:
             raise ValueError("export needs both start_date and end_date")
@@ -322,6 +323,7 @@ class CallbackExport(CallbackStream):
         self._progress_cb = progress
         self._before_checkpoint = before_checkpoint
         self._checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self._keep_checkpoint = keep_checkpoint
         self.key = checkpoint_key(self._filters)
         self._saved: dict[str, Any] | None = None
         self.resume_state: Mapping[str, Any] | None = None
@@ -694,7 +696,7 @@ class CallbackExport(CallbackStream):
                         yield callback
                 running.popleft()
                 await task
-            if self._checkpoint is not None:
+            if self._checkpoint is not None and not self._keep_checkpoint:
                 # Complete: a rerun with this path starts a new export, not an empty one.
                 with contextlib.suppress(FileNotFoundError):
                     self._checkpoint.unlink()

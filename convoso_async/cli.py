@@ -250,18 +250,20 @@ class _Output:
     """Where an export goes: a temporary file beside the target, renamed on success.
 
     With a checkpoint the temporary file has a stable name (``.NAME.partial``) so a rerun
-    finds it; it is truncated to the size the checkpoint vouches for and appended to.
-    Without one it is a fresh file with a random name, removed if the export fails. Either
-    way the target name only ever holds a complete export, with the mode a plain
-    ``open()`` would give it (0666 less the umask).
+    finds it; it is truncated to the size the checkpoint vouches for and appended to, and
+    the checkpoint is removed only once the rename succeeds. Without one it is a fresh
+    file with a random name, removed if the export fails. Either way the target name only
+    ever holds a complete export, with the mode a plain ``open()`` would give it (0666
+    less the umask).
     """
 
-    def __init__(self, target: str, *, stable: bool) -> None:
+    def __init__(self, target: str, *, checkpoint: Path | None) -> None:
         self.stdout = target == "-"
-        self.target = Path(target)
+        self.target = Path(target) if self.stdout else _output_target(target)
         self.handle: IO[bytes] | None = None
         self.partial: Path | None = None
-        self._stable = stable
+        self._checkpoint = checkpoint
+        self._stable = checkpoint is not None
 
     def open(self, resume_bytes: int | None) -> IO[bytes]:
         if self.stdout:
@@ -293,6 +295,9 @@ class _Output:
         self.handle.close()
         assert self.partial is not None
         os.replace(self.partial, self.target)
+        if self._checkpoint is not None:
+            # Complete and in place: a rerun with this path starts a new export.
+            self._checkpoint.unlink(missing_ok=True)
 
     def abandon(self) -> None:
         if self.stdout or self.partial is None:
@@ -303,6 +308,15 @@ class _Output:
         if not self._stable:  # a checkpointed partial is kept for the rerun
             with contextlib.suppress(OSError):
                 self.partial.unlink()
+
+
+def _output_target(output: str) -> Path:
+    """The file ``--output`` names, checked before any request is sent: an export that
+    could not be renamed onto it would fail only after fetching every record."""
+    target = Path(output)
+    if target.is_dir():
+        raise ValueError(f"--output {output} is a directory")
+    return target
 
 
 def _create_beside(target: Path) -> tuple[Path, IO[bytes]]:
@@ -339,7 +353,7 @@ async def _run_export(
             raise ValueError("--checkpoint needs --format jsonl or csv and an --output file")
         if len(stages) > 1:
             raise ValueError("--checkpoint works with at most one --stage")
-    out = _Output(output, stable=checkpoint is not None)
+    out = _Output(output, checkpoint=checkpoint)
     writer: Writer | None = None
     exports: list[CallbackExport] = []
     written = 0
@@ -359,6 +373,9 @@ async def _run_export(
                 checkpoint=checkpoint,
                 before_checkpoint=durable,
                 page_size=page_size,
+                # Removed by out.commit(), after the rename: until then a rerun must
+                # find it to resume, should the rename onto the target fail.
+                keep_checkpoint=True,
                 **filters,
             )
             exports.append(export)

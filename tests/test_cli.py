@@ -385,6 +385,53 @@ def test_resume_refuses_a_checkpoint_with_done_windows_but_no_output_state(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.ckpt"]
 
 
+def test_an_output_that_is_a_directory_is_refused_before_any_request(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It exported everything, deleted the checkpoint, then failed to rename onto -o (exit 3).
+    out = tmp_path / "cb.jsonl"
+    out.mkdir()
+    ckpt = tmp_path / "cb.ckpt"
+    assert cli.main(["export", *RANGE, "-o", str(out), "--checkpoint", str(ckpt)]) == 2
+    assert capsys.readouterr().err == f"error: ValueError: --output {out} is a directory\n"
+    assert emu.requests == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.jsonl"]
+
+
+def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The export deleted the checkpoint before the CLI renamed its output into place, so
+    # a failed rename lost the resume point with every record fetched.
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    out = tmp_path / "cb.csv"
+    ckpt = tmp_path / "cb.ckpt"
+    argv = ["export", *RANGE, "--format", "csv", "-o", str(out), "--checkpoint", str(ckpt), "-q"]
+    commit = cli._Output.commit
+
+    def blocked(self: cli._Output) -> None:  # a directory appears at -o meanwhile
+        out.mkdir()
+        commit(self)
+
+    monkeypatch.setattr(cli._Output, "commit", blocked)
+    assert cli.main(argv) == 3
+    assert capsys.readouterr().err.startswith("error: IsADirectoryError: ")
+    saved = json.loads(ckpt.read_text())
+    assert len(saved["done"]) == len(saved["windows"]) > 1
+    monkeypatch.setattr(cli._Output, "commit", commit)
+    out.rmdir()
+    emu.reset_stats()
+    assert cli.main(argv) == 0
+    assert emu.requests == []  # every window was done: nothing fetched again
+    with out.open(newline="") as handle:
+        ids = [row[0] for row in list(csv.reader(handle))[1:]]
+    assert sorted(ids) == sorted(emu.store.ids())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.csv"]
+
+
 def test_search_prints_a_table(
     emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
