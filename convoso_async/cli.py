@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -311,11 +312,22 @@ class _Output:
 
 
 def _output_target(output: str) -> Path:
-    """The file ``--output`` names, checked before any request is sent: an export that
-    could not be renamed onto it would fail only after fetching every record."""
-    target = Path(output)
-    if target.is_dir():
+    """The regular file ``--output`` names, checked before any request is sent.
+
+    The export is renamed onto this path, so a symlink is followed (the rename replaces
+    the file it points to, not the link), and anything but a regular file is refused:
+    a rename would replace a FIFO or a device with a plain file, and onto a directory
+    it fails, but only after every record was fetched.
+    """
+    target = Path(os.path.realpath(output))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:  # a new file (or a dangling link's target): created
+        return target
+    if stat.S_ISDIR(mode):
         raise ValueError(f"--output {output} is a directory")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"--output {output} is not a regular file")
     return target
 
 

@@ -398,6 +398,45 @@ def test_an_output_that_is_a_directory_is_refused_before_any_request(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.jsonl"]
 
 
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_an_output_symlink_is_followed_not_replaced(
+    emu: ConvosoEmulator, tmp_path: Path, checkpoint: bool
+) -> None:
+    # The temporary file was renamed over the link, leaving its target untouched.
+    real = tmp_path / "real"
+    real.mkdir()
+    target = real / "cb.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    argv = ["export", *RANGE, "-o", str(link), "-q"]
+    if checkpoint:
+        argv += ["--checkpoint", str(tmp_path / "cb.ckpt")]
+    assert cli.main(argv) == 0
+    assert link.is_symlink()
+    assert len(lines(target)) == len(emu.store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "real"]
+    assert [p.name for p in real.iterdir()] == ["cb.jsonl"]
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_before_any_request(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A FIFO (or a device) was replaced by a regular file holding the export.
+    fifo = tmp_path / "cb.fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(fifo)
+    for out in (fifo, link):
+        assert cli.main(["export", *RANGE, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: ValueError: --output {out} is not a regular file\n"
+    assert emu.requests == []
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.fifo", "link.jsonl"]
+
+
 def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
     emu: ConvosoEmulator,
     tmp_path: Path,
