@@ -548,30 +548,42 @@ async def _demo_command(args: argparse.Namespace, out: Console, err: Console) ->
                 bar=bar,
             )
         elapsed = time.perf_counter() - started
-        export = exports[0]
         stored = len(emulator.store)
-        table = Table(title=Text(f"demo: exported to {args.output}"), show_header=False)
-        table.add_column("what")
-        table.add_column("value", justify="right")
-        rows = [
-            ("records exported", f"{written:,}"),
-            ("records in the emulator", f"{stored:,}"),
-            ("windows", f"{len(export.windows)}"),
-            ("probes", f"{export.probes}"),
-            ("pages", f"{export.pages_fetched}"),
-            ("requests", f"{client.requests_sent}"),
-            # Every request beyond one per probe and page was a retry.
-            ("retries", f"{client.requests_sent - export.probes - export.pages_fetched}"),
-            ("elapsed", f"{elapsed:.2f}s"),
-            ("records/s", f"{written / elapsed:,.0f}" if elapsed > 0 else "-"),
-        ]
-        for row in rows:
-            table.add_row(*row)
-        out.print(table)
+        if not args.quiet:  # -q: "no progress bar or summary"
+            out.print(_demo_summary(args.output, written, stored, exports[0], client, elapsed))
     if written != stored:
         err.print(f"error: exported {written} records but the emulator holds {stored}")
         return EXIT_MISMATCH
     return EXIT_OK
+
+
+def _demo_summary(
+    output: str,
+    written: int,
+    stored: int,
+    export: CallbackExport,
+    client: ConvosoClient,
+    elapsed: float,
+) -> Table:
+    """The demo's closing table: what was exported, against the store, and at what cost."""
+    table = Table(title=Text(f"demo: exported to {output}"), show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("records exported", f"{written:,}"),
+        ("records in the emulator", f"{stored:,}"),
+        ("windows", f"{len(export.windows)}"),
+        ("probes", f"{export.probes}"),
+        ("pages", f"{export.pages_fetched}"),
+        ("requests", f"{client.requests_sent}"),
+        # Every request beyond one per probe and page was a retry.
+        ("retries", f"{client.requests_sent - export.probes - export.pages_fetched}"),
+        ("elapsed", f"{elapsed:.2f}s"),
+        ("records/s", f"{written / elapsed:,.0f}" if elapsed > 0 else "-"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _demo_hot_days(records: int, start: date, days: int) -> dict[date, int]:

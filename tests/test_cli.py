@@ -525,6 +525,14 @@ def test_demo_exports_and_matches_the_store(
     assert cli.main(["demo", "--records", "-1"]) == 2
 
 
+def test_demo_quiet_prints_no_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # -q ("no progress bar or summary") still printed the summary table.
+    out = tmp_path / "demo.jsonl"
+    assert cli.main(["demo", "--records", "300", "--days", "2", "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert len(out.read_text().splitlines()) == 300
+
+
 def test_demo_over_one_day(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
