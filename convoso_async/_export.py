@@ -226,6 +226,30 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data
 
 
+def _saved_progress(
+    saved: Mapping[str, Any], path: Path
+) -> tuple[list[ExportWindow], set[int], int]:
+    """The plan, the completed windows and their record count that a checkpoint holds.
+
+    Read when the export is made, so that a damaged or hand-edited checkpoint is a clear
+    ``ValueError`` before any request rather than a ``KeyError`` in the middle of a resume.
+    """
+    try:
+        windows = [ExportWindow.from_json(window) for window in saved["windows"]]
+        done = {int(i) for i in saved["done"]}
+        records_done = int(saved.get("records_done", 0))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(
+            f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); remove it to start over"
+        ) from None
+    if not done <= set(range(len(windows))) or records_done < 0:
+        raise ValueError(
+            f"checkpoint {path} is damaged (its completed windows do not match its plan); "
+            "remove it to start over"
+        )
+    return windows, done, records_done
+
+
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: readers see the
     old content or the new, never half of it, even if the process dies mid-write."""
@@ -325,7 +349,8 @@ class CallbackExport(CallbackStream):
         self._checkpoint = Path(checkpoint) if checkpoint is not None else None
         self._keep_checkpoint = keep_checkpoint
         self.key = checkpoint_key(self._filters)
-        self._saved: dict[str, Any] | None = None
+        #: The plan, the completed windows and the records they held, when resuming.
+        self._resumed: tuple[list[ExportWindow], set[int], int] | None = None
         self.resume_state: Mapping[str, Any] | None = None
         self.resume_windows_done = 0
         if self._checkpoint is not None:
@@ -336,9 +361,9 @@ class CallbackExport(CallbackStream):
                         f"checkpoint {self._checkpoint} belongs to a different export "
                         f"({saved.get('filters')}); remove it or pass another path"
                     )
-                self._saved = saved
+                self._resumed = _saved_progress(saved, self._checkpoint)
                 self.resume_state = saved.get("state")
-                self.resume_windows_done = len(saved.get("done") or ())
+                self.resume_windows_done = len(self._resumed[1])
         #: The plan, once made (or read back from the checkpoint).
         self.windows: list[ExportWindow] = []
         self.pages_fetched = 0
@@ -617,10 +642,8 @@ class CallbackExport(CallbackStream):
             raise RuntimeError("an export can be iterated only once; call export() again")
         self._started = True
         done: set[int] = set()
-        if self._saved is not None:
-            self.windows = [ExportWindow.from_json(w) for w in self._saved["windows"]]
-            done = {int(i) for i in self._saved["done"]}
-            self._records_done = int(self._saved.get("records_done", 0))
+        if self._resumed is not None:
+            self.windows, done, self._records_done = self._resumed
             logger.info(
                 "resuming export from %s: %d of %d windows done",
                 self._checkpoint,

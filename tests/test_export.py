@@ -285,6 +285,7 @@ async def test_resume_skips_completed_windows_and_yields_the_same_set(
         async with client_for(big) as client:
             export = client.callbacks.export(START, END, checkpoint=path, page_size=4000)
             assert export.resume_state == saved["state"]
+            assert export.resume_windows_done == 3
             async for callback in export:
                 got.append(callback.id)
         forms = search_forms(big)
@@ -320,6 +321,50 @@ async def test_a_checkpoint_of_other_filters_is_refused(
     async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
         with pytest.raises(ValueError, match="not a convoso-async export checkpoint"):
             client.callbacks.export(START, END, checkpoint=path)
+
+
+async def test_keep_checkpoint_leaves_the_completed_checkpoint_for_the_caller(
+    small: ConvosoEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "ckpt.json"
+    async with small, client_for(small) as client:
+        export = client.callbacks.export(START, END, checkpoint=path, keep_checkpoint=True)
+        got = [callback.id async for callback in export]
+        assert len(got) == len(small.store)
+        saved = read_json(path)
+        assert sorted(saved["done"]) == list(range(len(export.windows)))
+        small.reset_stats()
+        again = client.callbacks.export(START, END, checkpoint=path)
+        assert again.resume_windows_done == len(export.windows)
+        assert [callback async for callback in again] == []  # all done: nothing re-sent
+        assert search_forms(small) == []
+    assert not path.exists()  # the default removes it once complete
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda saved: saved.pop("windows"), "KeyError"),
+        (lambda saved: saved.update(done=["x"]), "ValueError"),
+        (lambda saved: saved.update(done=7), "TypeError"),
+        (lambda saved: saved["windows"][0].update(start="soon"), "ValueError"),
+        (lambda saved: saved.update(done=[len(saved["windows"])]), "do not match its plan"),
+    ],
+)
+async def test_a_damaged_checkpoint_is_refused_before_any_request(
+    small: ConvosoEmulator, tmp_path: Path, damage: Any, why: str
+) -> None:
+    path = tmp_path / "ckpt.json"
+    async with small:
+        await _export_until_windows(small, path, 0, [], page_size=4000)
+    saved = read_json(path)
+    damage(saved)
+    path.write_text(json.dumps(saved))
+    async with ConvosoClient("t", base_url="http://127.0.0.1:9/v1") as client:
+        with pytest.raises(ValueError, match="is damaged") as info:
+            client.callbacks.export(START, END, checkpoint=path, page_size=4000)
+        assert client.requests_sent == 0
+    assert why in str(info.value)
 
 
 def _tasks() -> set[asyncio.Task[Any]]:
