@@ -183,7 +183,6 @@ class _End:
     """The window's last page is handed. ``total``: what it holds now, if it grew during
     its walk and was walked as parts."""
 
-    pages: int
     total: int | None = None
 
 
@@ -195,11 +194,9 @@ class _Failed:
 @attrs.frozen
 class _Replanned:
     """The window being walked grew beyond the cap since it was planned: ``parts`` (each
-    under the cap, in plan order) replace it and are walked next. ``pages`` counts the
-    page request that found it beyond the cap."""
+    under the cap, in plan order) replace it and are walked next."""
 
     parts: tuple[ExportWindow, ...]
-    pages: int
 
 
 _Item = CallbackPage | _End | _Failed | _Replanned
@@ -560,9 +557,9 @@ class CallbackExport(CallbackStream):
         try:
             while todo:
                 current, may_replan = todo.popleft()
-                pages, grown, handed = await self._walk_one(current, queue)
+                grown, handed = await self._walk_one(current, queue)
                 if grown is None:
-                    await queue.put(_End(pages))
+                    await queue.put(_End())
                     continue
                 if not may_replan:
                     raise grown
@@ -577,43 +574,52 @@ class CallbackExport(CallbackStream):
                     ", as one window: it has given records" if handed else "",
                 )
                 if handed:
-                    walked, total = await self._walk_as_one(parts, queue)
-                    await queue.put(_End(pages + walked, total=total))
+                    total = await self._walk_as_one(parts, queue)
+                    await queue.put(_End(total=total))
                     continue
-                await queue.put(_Replanned(tuple(parts), pages))
+                await queue.put(_Replanned(tuple(parts)))
                 todo.extendleft((p, p != current) for p in reversed(parts))
         except Exception as exc:  # handed to the consumer, which raises it in order
             await queue.put(_Failed(exc))
 
     async def _walk_one(
         self, window: ExportWindow, queue: asyncio.Queue[_Item]
-    ) -> tuple[int, PaginationLimitError | None, bool]:
-        """Hand ``window``'s pages to ``queue``: the page requests sent, the error of a
-        window found beyond the cap, and whether any page was handed before it."""
+    ) -> tuple[PaginationLimitError | None, bool]:
+        """Hand ``window``'s pages to ``queue``: the error of a window found beyond the
+        cap, and whether any page was handed before it.
+
+        The page requests are added to ``pages_fetched`` as they land, so that progress
+        counts them during a window, not only at its end."""
         search = self._search(window)
+        counted = 0
+
+        def count_pages() -> None:
+            nonlocal counted
+            self.pages_fetched += search.pages_fetched - counted
+            counted = search.pages_fetched
+
         handed = False
         try:
             async with search:  # a cancelled walk closes its window before it ends
                 async for page in search.pages():
                     handed = True
+                    count_pages()
                     await queue.put(page)
         except PaginationLimitError as exc:
-            return search.pages_fetched, exc, handed
-        return search.pages_fetched, None, handed
+            return exc, handed
+        finally:
+            count_pages()
+        return None, handed
 
-    async def _walk_as_one(
-        self, parts: list[ExportWindow], queue: asyncio.Queue[_Item]
-    ) -> tuple[int, int]:
+    async def _walk_as_one(self, parts: list[ExportWindow], queue: asyncio.Queue[_Item]) -> int:
         """Hand the pages of every part to ``queue``, re-planning any that is beyond the
-        cap, with no :class:`_End` between them: the page requests sent, and the records
-        the parts walked held. The consumer's id de-duplication drops the records the
-        grown window gave already."""
-        pages = total = 0
+        cap, with no :class:`_End` between them: the records the parts walked held. The
+        consumer's id de-duplication drops the records the grown window gave already."""
+        total = 0
         todo = deque((part, True) for part in parts)
         while todo:
             current, may_replan = todo.popleft()
-            fetched, grown, _ = await self._walk_one(current, queue)
-            pages += fetched
+            grown, _ = await self._walk_one(current, queue)
             if grown is None:
                 total += current.total
                 continue
@@ -621,7 +627,7 @@ class CallbackExport(CallbackStream):
                 raise grown
             split = await self._replan(current, grown.total)
             todo.extendleft((p, p != current) for p in reversed(split))
-        return pages, total
+        return total
 
     def _search(self, window: ExportWindow) -> CallbackSearch:
         return self._callbacks.search(
@@ -675,7 +681,6 @@ class CallbackExport(CallbackStream):
                     if isinstance(item, _Replanned):
                         # The window at ``index`` is replaced by its parts: the plan, the
                         # indices after it and the checkpoint follow.
-                        self.pages_fetched += item.pages
                         shift = len(item.parts) - 1
                         grown = self.windows[index]
                         self.windows[index : index + 1] = item.parts
@@ -691,7 +696,6 @@ class CallbackExport(CallbackStream):
                         self._report()
                         continue
                     if isinstance(item, _End):
-                        self.pages_fetched += item.pages
                         if item.total is not None:
                             grown = self.windows[index]
                             self._records_expected += item.total - grown.total

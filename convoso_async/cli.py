@@ -97,9 +97,11 @@ def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> No
         group.add_argument("--stage", choices=stages)
 
 
-def _output_options(parser: argparse.ArgumentParser) -> None:
+def _output_options(
+    parser: argparse.ArgumentParser, quiet_help: str = "no progress bar or summary"
+) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_options(search, many_stages=False)
     search.add_argument("--limit", type=int, default=20, help="rows (default: 20, max 5000)")
     _connection_options(search)
-    _output_options(search)
+    # -q is accepted like the other commands', but search draws no bar and no summary.
+    _output_options(search, quiet_help="no effect: search prints only its table")
 
     commands.add_parser(
         "emulator", help="serve a local emulator (see: convoso-async emulator --help)"

@@ -173,6 +173,13 @@ async def test_progress_counts(small: ConvosoEmulator) -> None:
     assert done == sorted(done)
     assert len(set(done)) == 7
     assert export.progress == last
+    # Pages are counted as they land, not when their window ends.
+    pages = [p.pages for p in seen]
+    assert pages == sorted(pages)
+    in_window = [p.pages for p in seen if p.windows_done == 0 and p.records_done]
+    assert len(in_window) == 6
+    assert in_window[0] >= 1  # (and may run ahead: pages land before their records go)
+    assert all(p.pages + p.probes <= p.requests for p in seen)
 
 
 async def test_windows_run_concurrently_within_the_client_limit(big: ConvosoEmulator) -> None:
