@@ -137,7 +137,8 @@ class ConvosoClient:
             self.base_url, token, timeout=timeout, pool_size=max_concurrency, session=session
         )
         self.callbacks = Callbacks(self)
-        #: Requests sent, and retries among them, over the client's life.
+        #: Requests sent, and retries among them, over the client's life (an attempt
+        #: that ends before it is sent, cancelled or out of time in the queue, is neither).
         self.requests_sent = 0
         self.retries = 0
 
@@ -204,6 +205,8 @@ class ConvosoClient:
 
         async def attempt(remaining: float | None) -> T:
             tries.made += 1
+            # Every attempt of a continued call is a retry.
+            is_retry = failed is not None or tries.made - before > 1
             loop = asyncio.get_running_loop()
             # The deadline bounds the whole call, queueing included: fixed now, it is
             # waited for no longer, and the request sent gets only what is left of it.
@@ -213,12 +216,18 @@ class ConvosoClient:
                     await self._take_turn()
             except TimeoutError:
                 raise deadline_passed(endpoint) from None
-            self.requests_sent += 1  # only now is it certain to be sent
             # Every error of the attempt is redacted before tenacity logs it or the caller
             # sees it, the transport's too: aiohttp's parser errors quote the raw answer.
             try:
                 try:
                     time_left = None if deadline is None else deadline - loop.time()
+                    if time_left is not None and time_left <= 0:
+                        raise deadline_passed(endpoint)  # the turn came just too late
+                    # Counted now that it is certain to be sent, and not before: an
+                    # attempt that ends while queued (cancelled, out of time) sent nothing.
+                    self.requests_sent += 1
+                    if is_retry:
+                        self.retries += 1
                     if logger.isEnabledFor(logging.DEBUG):
                         logger.debug("POST %s %s", endpoint, _loggable(form))
                     status, headers, body = await self._transport.post(endpoint, form, time_left)
@@ -231,28 +240,23 @@ class ConvosoClient:
                 self._transport.redact(error)
                 raise
 
-        try:
-            if failed is None:
-                return await call_with_retries(
-                    attempt,
-                    policy=self.retry,
-                    budget=self._budget,
-                    idempotent=idempotent,
-                    what=endpoint,
-                )
-            return await continue_with_retries(
+        if failed is None:
+            return await call_with_retries(
                 attempt,
-                failed,
-                spent=before,
                 policy=self.retry,
                 budget=self._budget,
                 idempotent=idempotent,
                 what=endpoint,
             )
-        finally:
-            # Counted per call: other calls' requests interleave with this one's. Every
-            # attempt of a continued call is a retry.
-            self.retries += max(0, tries.made - before - (failed is None))
+        return await continue_with_retries(
+            attempt,
+            failed,
+            spent=before,
+            policy=self.retry,
+            budget=self._budget,
+            idempotent=idempotent,
+            what=endpoint,
+        )
 
 
 def _filters_from(arguments: Mapping[str, Any]) -> dict[str, Any]:

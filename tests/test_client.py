@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from convoso_async import (
@@ -1073,3 +1073,60 @@ async def test_a_closed_client_raises_runtime_error(
     with pytest.raises(RuntimeError, match="closed"):
         await client.callbacks.search_page()
     assert mock_api.requests == {}
+
+
+# --- accounting when one client is shared ------------------------------------------------
+
+
+async def _until_queued_for_a_slot(client: ConvosoClient, waiters: int) -> None:
+    """Yield to the loop until ``waiters`` calls are queued for a concurrency slot."""
+    # The semaphore has no hook to wait on; each pass yields once, no time goes by.
+    while len(client._slots._waiters or ()) < waiters:  # type: ignore[attr-defined]  # noqa: ASYNC110
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("ends_by", ["cancel", "deadline"])
+async def test_a_retry_that_never_leaves_the_queue_is_not_counted_as_sent(
+    mock_api: aioresponses, ends_by: str
+) -> None:
+    """One slot. A's first request fails with 503; B, queued behind it, takes the slot and
+    holds it; A's retry queues behind B and ends there (cancelled, or out of time). It was
+    never sent: neither ``requests_sent`` nor ``retries`` may count it."""
+    gate, b_sending = asyncio.Event(), asyncio.Event()
+    policy = RetryPolicy(
+        initial_wait=0.001,
+        max_wait=0.001,
+        deadline=0.05 if ends_by == "deadline" else None,
+        retry_budget=None,
+    )
+    async with make_client(policy, max_concurrency=1) as client:
+        b_task: asyncio.Task[None] | None = None
+
+        async def first_fails(url: URL, **kwargs: Any) -> CallbackResult:
+            nonlocal b_task
+            b_task = asyncio.create_task(client.callbacks.delete("2"))
+            await _until_queued_for_a_slot(client, 1)  # B waits for the slot A holds
+            return CallbackResult(status=503, body="busy")
+
+        async def holds_the_slot(url: URL, **kwargs: Any) -> CallbackResult:
+            b_sending.set()
+            await gate.wait()
+            return CallbackResult(payload={"success": True})
+
+        mock_api.post(SEARCH_URL, callback=first_fails)
+        mock_api.post(DELETE_URL, callback=holds_the_slot)
+        a_task = asyncio.create_task(client.callbacks.search_page())
+        await b_sending.wait()
+        await _until_queued_for_a_slot(client, 1)  # A's retry, behind B
+        if ends_by == "cancel":
+            a_task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await a_task
+        else:
+            with pytest.raises(TransportError, match="deadline passed"):
+                await a_task
+        gate.set()
+        assert b_task is not None
+        await b_task
+        assert count(mock_api) == 2
+        assert (client.requests_sent, client.retries) == (2, 0)
