@@ -8,6 +8,7 @@ the moment the body is read, then check and decode. Retries wrap exactly that on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import math
@@ -69,11 +70,15 @@ def _is_loopback(host: str) -> bool:
 
 
 class _RateLimiter:
-    """Spaces request starts at least ``1 / rate`` seconds apart, smoothing bursts."""
+    """Spaces request starts at least ``1 / rate`` seconds apart, smoothing bursts.
 
-    def __init__(self, rate: float) -> None:
+    ``sleep`` is the client's: it ends early, raising, when the client is closed.
+    """
+
+    def __init__(self, rate: float, sleep: Callable[[float], Awaitable[None]]) -> None:
         self._interval = 1.0 / rate
         self._next = 0.0
+        self._sleep = sleep
 
     async def wait(self) -> None:
         """Return when a request may start; the caller must send it before awaiting anything."""
@@ -87,7 +92,7 @@ class _RateLimiter:
             if now >= self._next:
                 self._next = now + self._interval
                 return
-            await asyncio.sleep(self._next - now)
+            await self._sleep(self._next - now)
 
 
 class ConvosoClient:
@@ -129,7 +134,10 @@ class ConvosoClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._limiter = _RateLimiter(rate_limit) if rate_limit else None
+        # Set by close(): wakes the calls asleep in the rate limiter or a retry's backoff,
+        # which would otherwise wait out their turn only to find the client closed.
+        self._closing = asyncio.Event()
+        self._limiter = _RateLimiter(rate_limit, self._sleep) if rate_limit else None
         self._budget = (
             RetryBudget(self.retry.retry_budget) if self.retry.retry_budget is not None else None
         )
@@ -160,12 +168,28 @@ class ConvosoClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection pool (unless it was passed in as ``session=``)."""
+        """Close the connection pool (unless it was passed in as ``session=``).
+
+        Calls still waiting for their turn or a retry then raise ``RuntimeError`` at once.
+        """
+        self._closing.set()
         await self._transport.close()
 
     @property
     def closed(self) -> bool:
         return self._transport.closed
+
+    def _check_open(self) -> None:
+        if self._closing.is_set():
+            raise RuntimeError("this ConvosoClient is closed")
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or raise ``RuntimeError`` as soon as the client is closed."""
+        if not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._closing.wait()
+        self._check_open()
 
     async def _take_turn(self) -> None:
         """Wait for a concurrency slot, then for the rate limiter: the request may go now.
@@ -220,6 +244,7 @@ class ConvosoClient:
             # sees it, the transport's too: aiohttp's parser errors quote the raw answer.
             try:
                 try:
+                    self._check_open()  # close() may have come while it was queued
                     time_left = None if deadline is None else deadline - loop.time()
                     if time_left is not None and time_left <= 0:
                         raise deadline_passed(endpoint)  # the turn came just too late
@@ -247,6 +272,7 @@ class ConvosoClient:
                 budget=self._budget,
                 idempotent=idempotent,
                 what=endpoint,
+                sleep=self._sleep,
             )
         return await continue_with_retries(
             attempt,
@@ -256,6 +282,7 @@ class ConvosoClient:
             budget=self._budget,
             idempotent=idempotent,
             what=endpoint,
+            sleep=self._sleep,
         )
 
 

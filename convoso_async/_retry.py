@@ -8,6 +8,7 @@ attempt count, the deadline and the client-wide :class:`RetryBudget`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -33,6 +34,12 @@ from ._errors import (
 
 logger = logging.getLogger("convoso_async")
 T = TypeVar("T")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def _asyncio_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)  # looked up at each call, so a test may patch it
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -146,11 +153,13 @@ async def call_with_retries(
     budget: RetryBudget | None,
     idempotent: bool,
     what: str,
+    sleep: Sleep = _asyncio_sleep,
 ) -> T:
     """Run ``attempt`` until it succeeds or a retry is not allowed; re-raise its error.
 
     ``attempt`` receives the seconds left before the policy's deadline (``None`` when
-    there is none) so that a single slow attempt cannot overrun it.
+    there is none) so that a single slow attempt cannot overrun it. ``sleep`` waits
+    between attempts (the client's ends early when it is closed).
 
     The first attempt runs outside tenacity: entering its retry loop costs ~40 us, more
     than a small request on a warm connection. Only a failure worth retrying enters the
@@ -163,7 +172,9 @@ async def call_with_retries(
     except ConvosoError as error:
         if policy.attempts == 1 or not is_retryable(error, idempotent=idempotent):
             raise
-        result = await _retry(attempt, error, started, policy, budget, idempotent, what)
+        result = await _retry(
+            attempt, error, started, policy, budget, idempotent, what, sleep=sleep
+        )
     if budget is not None:
         budget.refund()
     return result
@@ -185,6 +196,7 @@ async def continue_with_retries(
     budget: RetryBudget | None,
     idempotent: bool,
     what: str,
+    sleep: Sleep = _asyncio_sleep,
 ) -> T:
     """Carry on a call whose answer, accepted after ``spent`` attempts, proved unreadable
     later (a search page parsed when the paginator reaches it): ``error`` counts as the
@@ -195,7 +207,7 @@ async def continue_with_retries(
         raise error
     # No refund on success: the call's first success, when the body landed, made it.
     return await _retry(
-        attempt, error, time.monotonic(), policy, budget, idempotent, what, spent=spent
+        attempt, error, time.monotonic(), policy, budget, idempotent, what, spent=spent, sleep=sleep
     )
 
 
@@ -209,6 +221,7 @@ async def _retry(
     what: str,
     *,
     spent: int = 1,
+    sleep: Sleep = _asyncio_sleep,
 ) -> T:
     """Retry after ``first_error``, the failure of attempt ``spent`` (replayed to tenacity
     as its attempt 1), until ``policy.attempts`` in all."""
@@ -265,6 +278,7 @@ async def _retry(
         wait=_Wait(policy),
         before_sleep=log_retry,
         reraise=True,
+        sleep=sleep,
     )
     async for try_ in retrying:
         with try_:

@@ -1073,6 +1073,7 @@ async def test_a_closed_client_raises_runtime_error(
     with pytest.raises(RuntimeError, match="closed"):
         await client.callbacks.search_page()
     assert mock_api.requests == {}
+    assert client.requests_sent == 0
 
 
 # --- accounting when one client is shared ------------------------------------------------
@@ -1080,8 +1081,9 @@ async def test_a_closed_client_raises_runtime_error(
 
 async def _until_queued_for_a_slot(client: ConvosoClient, waiters: int) -> None:
     """Yield to the loop until ``waiters`` calls are queued for a concurrency slot."""
+    slots: Any = client._slots
     # The semaphore has no hook to wait on; each pass yields once, no time goes by.
-    while len(client._slots._waiters or ()) < waiters:  # type: ignore[attr-defined]  # noqa: ASYNC110
+    while len(slots._waiters or ()) < waiters:  # noqa: ASYNC110
         await asyncio.sleep(0)
 
 
@@ -1130,3 +1132,42 @@ async def test_a_retry_that_never_leaves_the_queue_is_not_counted_as_sent(
         await b_task
         assert count(mock_api) == 2
         assert (client.requests_sent, client.retries) == (2, 0)
+
+
+async def test_close_fails_calls_waiting_for_the_rate_limiter_or_a_slot_at_once(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """One slot, one start every 10 s: the second call holds the slot asleep in the rate
+    limiter, the third waits for the slot. close() must end both now, not after they
+    have each waited out their turn only to find the client closed."""
+    mock_api.post(DELETE_URL, payload={"success": True}, repeat=True)
+    client = make_client(fast_retry, max_concurrency=1, rate_limit=0.1)
+    await client.callbacks.delete("1")
+    queued = [asyncio.create_task(client.callbacks.delete("1")) for _ in range(2)]
+    await _until_queued_for_a_slot(client, 1)  # the second is in the limiter, the third here
+    await client.close()
+    outcomes = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 2.0)
+    for outcome in outcomes:
+        assert isinstance(outcome, RuntimeError)
+        assert "closed" in str(outcome)
+    assert (count(mock_api), client.requests_sent) == (1, 1)
+    assert client._slots._value == 1  # type: ignore[attr-defined]
+
+
+async def test_close_ends_a_retrys_backoff_at_once(mock_api: aioresponses) -> None:
+    """A 429 asking for 100 s (capped at 10): close() must not leave the call asleep for
+    10 s only to fail then."""
+    answered = asyncio.Event()
+
+    def too_many(url: URL, **kwargs: Any) -> CallbackResult:
+        answered.set()
+        return CallbackResult(status=429, headers={"Retry-After": "100"}, body="slow down")
+
+    mock_api.post(SEARCH_URL, callback=too_many, repeat=True)
+    client = make_client(RetryPolicy(initial_wait=10, max_wait=10))
+    call = asyncio.create_task(client.callbacks.search_page())
+    await answered.wait()
+    await client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await asyncio.wait_for(call, 2.0)
+    assert (count(mock_api), client.requests_sent, client.retries) == (1, 1, 0)
