@@ -134,6 +134,10 @@ class ConvosoClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
+        # The loop of the first call: the session, the slots and the close() event bind
+        # to it, and fail obscurely in any other ("Event loop is closed", "bound to a
+        # different event loop", or not at all until two calls contend).
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Set by close(): wakes the calls asleep in the rate limiter or a retry's backoff,
         # which would otherwise wait out their turn only to find the client closed.
         self._closing = asyncio.Event()
@@ -178,6 +182,17 @@ class ConvosoClient:
     @property
     def closed(self) -> bool:
         return self._transport.closed
+
+    def _check_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RuntimeError(
+                "this ConvosoClient belongs to the event loop it was first used in and "
+                "cannot be used in another event loop: create one client per loop "
+                "(per asyncio.run, per test event loop)"
+            )
 
     def _check_open(self) -> None:
         if self._closing.is_set():
@@ -224,6 +239,7 @@ class ConvosoClient:
         of an answer found unreadable after the call returned, continues that call with
         the attempts the policy has left.
         """
+        self._check_loop()
         tries = tries if tries is not None else Tries()
         before = tries.made
 

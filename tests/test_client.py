@@ -1171,3 +1171,23 @@ async def test_close_ends_a_retrys_backoff_at_once(mock_api: aioresponses) -> No
     with pytest.raises(RuntimeError, match="closed"):
         await asyncio.wait_for(call, 2.0)
     assert (count(mock_api), client.requests_sent, client.retries) == (1, 1, 0)
+
+
+def test_a_client_used_from_a_second_event_loop_says_so(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """Its session, slots and close() event belong to the loop that first used it: from
+    another loop (a second ``asyncio.run``, a test on its own loop) it must say so
+    rather than fail deep inside aiohttp or asyncio."""
+    mock_api.post(DELETE_URL, payload={"success": True}, repeat=True)
+    client = make_client(fast_retry, max_concurrency=1)
+
+    async def two_calls() -> None:
+        await asyncio.gather(client.callbacks.delete("1"), client.callbacks.delete("2"))
+
+    asyncio.run(two_calls())
+    with pytest.raises(RuntimeError, match="used in another event loop"):
+        asyncio.run(two_calls())
+    asyncio.run(client.close())  # best effort, from anywhere: it must not raise
+    assert client.closed
+    assert count(mock_api) == 2
