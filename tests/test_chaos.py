@@ -173,7 +173,7 @@ async def test_an_export_that_loses_the_api_mid_way_raises_and_cleans_up(
     policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.002)
 
     def outage_after_first_page(progress: ExportProgress) -> None:
-        if progress.pages == 0 and progress.records_done:
+        if progress.records_done and not store_60k.faults.reset:
             store_60k.faults = Faults(reset=1.0)
 
     async with store_60k:
