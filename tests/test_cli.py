@@ -293,6 +293,18 @@ def test_export_output_mode_follows_the_umask(
     assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]
 
 
+def _checkpointed_csv_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path, list[str]]:
+    """The output, the checkpoint and the argv of a quiet, checkpointed CSV export of
+    RANGE that a planner cap of 800 makes several windows (4,000 records)."""
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    out = tmp_path / "cb.csv"
+    ckpt = tmp_path / "cb.ckpt"
+    argv = ["export", *RANGE, "--format", "csv", "-o", str(out), "--checkpoint", str(ckpt)]
+    return out, ckpt, [*argv, "-q"]
+
+
 @pytest.mark.usefixtures("fast_client")
 def test_checkpoint_resume_appends_the_rest_and_skips_completed_windows(
     emu: ConvosoEmulator,
@@ -300,12 +312,8 @@ def test_checkpoint_resume_appends_the_rest_and_skips_completed_windows(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # A planner cap of 800 makes the 4,000 records several windows.
-    monkeypatch.setattr(proto, "REACHABLE", 800)
-    out = tmp_path / "cb.csv"
-    ckpt = tmp_path / "cb.ckpt"
-    argv = ["export", *RANGE, "--format", "csv", "-o", str(out), "--checkpoint", str(ckpt)]
-    argv += ["--concurrency", "1", "-q"]
+    out, ckpt, argv = _checkpointed_csv_export(tmp_path, monkeypatch)
+    argv += ["--concurrency", "1"]
     # 1 + 30 probes, then the first windows' pages, then the server fails for good.
     emu.script([*[None] * 36, *["status_503"] * 40])
     assert cli.main(argv) == 1
@@ -445,10 +453,7 @@ def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
 ) -> None:
     # The export deleted the checkpoint before the CLI renamed its output into place, so
     # a failed rename lost the resume point with every record fetched.
-    monkeypatch.setattr(proto, "REACHABLE", 800)
-    out = tmp_path / "cb.csv"
-    ckpt = tmp_path / "cb.ckpt"
-    argv = ["export", *RANGE, "--format", "csv", "-o", str(out), "--checkpoint", str(ckpt), "-q"]
+    out, ckpt, argv = _checkpointed_csv_export(tmp_path, monkeypatch)
     commit = cli._Output.commit
 
     def blocked(self: cli._Output) -> None:  # a directory appears at -o meanwhile
