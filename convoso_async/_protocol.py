@@ -344,14 +344,17 @@ def check_status(
         raise redirect_error(endpoint, status, headers.get("Location"))
     payload = _json_object(body)
     message = (_message(payload) if payload else None) or f"HTTP {status}"
+    # The body's vendor code is kept whatever the status: the live API's auth failure
+    # ({"code": 5001, "text": ...}) may arrive as HTTP 401 as well as 200.
+    code = _code(payload.get("code")) if payload else None
     if status == 429:
-        error = RateLimitError(message, endpoint=endpoint, status=status)
+        error = RateLimitError(message, code=code, endpoint=endpoint, status=status)
         error.retry_after = retry_after_seconds(headers.get("Retry-After"), now)
         raise error
     if status in (401, 403):
-        raise AuthenticationError(message, endpoint=endpoint, status=status)
+        raise AuthenticationError(message, code=code, endpoint=endpoint, status=status)
     if status >= 500:
-        raise ServerError(message, endpoint=endpoint, status=status)
+        raise ServerError(message, code=code, endpoint=endpoint, status=status)
     raise api_error(endpoint, {**(payload or {}), "error": message}, status=status)
 
 

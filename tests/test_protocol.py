@@ -835,6 +835,29 @@ def test_check_status_4xx_keeps_the_vendor_code_from_the_body() -> None:
     assert info.value.code == 6026
 
 
+# The live API's auth failure ({"code": 5001, "text": ...}) may come with HTTP 401/403, and a
+# 500 or 429 may carry a vendor code too: the code is the body's, whatever the status.
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (401, AuthenticationError),
+        (403, AuthenticationError),
+        (429, RateLimitError),
+        (500, ServerError),
+    ],
+)
+@pytest.mark.parametrize("code", [5001, "5001"])
+def test_check_status_keeps_the_vendor_code_on_every_error_status(
+    status: int, cls: type[ConvosoAPIError], code: object
+) -> None:
+    body = json.dumps({"success": False, "code": code, "text": "Auth token is invalid"}).encode()
+    with pytest.raises(cls) as info:
+        proto.check_status(proto.SEARCH, status, {}, body, NOW)
+    assert info.value.code == 5001
+    assert info.value.message == "Auth token is invalid"
+    assert info.value.status == status
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [
