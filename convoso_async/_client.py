@@ -612,6 +612,4 @@ class Callbacks:
     async def delete(self, callback_id: Id) -> None:
         """Delete a callback. A retried delete whose first attempt landed reports 6074."""
         form = proto.delete_form(callback_id)
-        await self._client._call(
-            proto.DELETE, form, idempotent=True, decode=partial(proto.json_answer, proto.DELETE)
-        )
+        await self._client._call(proto.DELETE, form, idempotent=True, decode=proto.delete_answer)

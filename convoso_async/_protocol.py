@@ -407,9 +407,19 @@ def check_success(endpoint: str, payload: Any) -> Mapping[str, Any]:
     success = payload.get("success")
     if _says_no(success):
         raise api_error(endpoint, payload)
-    if success is None and _looks_like_error(payload):
+    if success is None:
+        if _looks_like_error(payload):
+            raise api_error(endpoint, payload)
+        return payload
+    if _says_yes(success):
+        return payload
+    # A flag that is neither ("failed", "error", a list): never taken for a success. With
+    # an error text or code it is that error, the server's text kept; else it is malformed.
+    if "code" in payload or _message(payload) is not None:
         raise api_error(endpoint, payload)
-    return payload
+    raise MalformedResponseError(
+        f"'success' is neither true nor false: {success!r:.40}", endpoint=endpoint
+    )
 
 
 def _says_no(flag: Any) -> bool:
@@ -417,6 +427,24 @@ def _says_no(flag: Any) -> bool:
     if isinstance(flag, str):
         return flag.strip().lower() in ("false", "0", "no", "")
     return flag is False or (isinstance(flag, int | float) and flag == 0)
+
+
+def _says_yes(flag: Any) -> bool:
+    """A ``success`` flag that reports success: true, a non-zero number, or such text."""
+    if isinstance(flag, str):
+        return flag.strip().lower() in ("true", "1", "yes", "ok")
+    return flag is True or (isinstance(flag, int | float) and flag != 0 and flag == flag)
+
+
+def _affirms_success(payload: Mapping[str, Any]) -> bool:
+    """A write's answer (after :func:`check_success`) says the write was done.
+
+    The documented answers carry ``success: true``; one with no flag counts only with a
+    ``data`` object. Anything else (``{}``, ``{"success": null}``) is not the documented
+    answer, and reporting a write done on it could lose a customer's callback.
+    """
+    flag = payload.get("success")
+    return _says_yes(flag) if flag is not None else isinstance(payload.get("data"), dict)
 
 
 def _looks_like_error(payload: Mapping[str, Any]) -> bool:
@@ -607,7 +635,7 @@ def decode_callback_id(endpoint: str, payload: Mapping[str, Any], fallback: str 
             return str(value)
         if isinstance(value, str) and value:
             return value
-    if fallback is not None:
+    if fallback is not None and _affirms_success(payload):
         return fallback
     raise MalformedResponseError("the answer carries no callback_id", endpoint=endpoint)
 
@@ -615,3 +643,11 @@ def decode_callback_id(endpoint: str, payload: Mapping[str, Any], fallback: str 
 def callback_id_answer(endpoint: str, body: bytes, fallback: str | None = None) -> str:
     """An insert or update body as the callback id it answered with, or its typed error."""
     return decode_callback_id(endpoint, json_answer(endpoint, body), fallback)
+
+
+def delete_answer(body: bytes) -> None:
+    """Check a ``callbacks/delete`` body (``{"success": true}``): return, or raise why not."""
+    if not _affirms_success(json_answer(DELETE, body)):
+        raise MalformedResponseError(
+            "the answer does not say the callback was deleted", endpoint=DELETE
+        )

@@ -359,6 +359,38 @@ async def test_success_false_raises_its_typed_error_without_retry(
     assert count(mock_api) == 1
 
 
+# Neither a success flag of another spelling nor an answer that does not say it succeeded
+# is a success: delete used to return as done, update with the id it was given.
+@pytest.mark.parametrize(
+    ("url", "call", "body", "cls"),
+    [
+        (DELETE_URL, "delete", {"success": "failed", "error": "Callback not found"}, NotFoundError),
+        (
+            UPDATE_URL,
+            "update",
+            {"success": "error", "text": "Invalid callback ID"},
+            InvalidParameterError,
+        ),
+        (DELETE_URL, "delete", {}, MalformedResponseError),
+        (UPDATE_URL, "update", {}, MalformedResponseError),
+        (INSERT_URL, "insert", {"success": "maybe"}, MalformedResponseError),
+    ],
+)
+async def test_an_answer_that_does_not_say_it_succeeded_is_no_success(
+    mock_api: aioresponses,
+    fast_retry: RetryPolicy,
+    url: str,
+    call: str,
+    body: dict[str, Any],
+    cls: type[ConvosoError],
+) -> None:
+    mock_api.post(url, payload=body, repeat=True)
+    async with make_client(fast_retry) as client:
+        with pytest.raises(cls):
+            await CALLS[call](client)
+    assert count(mock_api) == 1
+
+
 @pytest.mark.parametrize("status", [401, 403])
 async def test_http_401_and_403_are_authentication_errors_not_retried(
     mock_api: aioresponses, fast_retry: RetryPolicy, status: int

@@ -946,6 +946,90 @@ def test_a_search_page_that_carries_a_message_is_still_a_page() -> None:
     assert proto.parse_page(body, offset=0, limit=20).total == 0
 
 
+# A "success" flag that is neither true nor false ("failed", "error", a list...) was taken
+# for a success: delete reported done and update returned its own id, with the server's
+# error text thrown away. A body that carries an error text or code is that error...
+@pytest.mark.parametrize(
+    ("payload", "cls"),
+    [
+        ({"success": "failed", "error": "Callback not found"}, NotFoundError),
+        ({"success": "error", "code": 6073, "text": "Invalid callback ID"}, InvalidParameterError),
+        ({"success": [], "code": "5001", "text": "Auth token is invalid"}, AuthenticationError),
+        ({"success": {}, "message": "Something went wrong"}, ConvosoAPIError),
+    ],
+)
+def test_a_flag_neither_true_nor_false_with_an_error_text_is_that_error(
+    payload: dict[str, object], cls: type[ConvosoAPIError]
+) -> None:
+    body = json.dumps(payload).encode()
+    for answer in (
+        lambda: proto.json_answer(proto.DELETE, body),
+        lambda: proto.callback_id_answer(proto.UPDATE, body, "9999"),
+        lambda: proto.callback_id_answer(proto.INSERT, body),
+        lambda: proto.parse_page(body, offset=0, limit=20),
+    ):
+        with pytest.raises(cls) as info:
+            answer()
+        assert type(info.value) is cls
+        assert info.value.message == proto._message(payload)
+
+
+# ... and one without either is not the documented JSON.
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"success": "maybe"},
+        {"success": []},
+        {"success": {"ok": True}},
+        {"success": "pending", "data": {"callback_id": "9999"}},
+    ],
+)
+def test_a_flag_neither_true_nor_false_is_malformed(payload: dict[str, object]) -> None:
+    body = json.dumps(payload).encode()
+    for answer in (
+        lambda: proto.json_answer(proto.DELETE, body),
+        lambda: proto.callback_id_answer(proto.UPDATE, body, "9999"),
+        lambda: proto.callback_id_answer(proto.INSERT, body),
+        lambda: proto.parse_page(body, offset=0, limit=20),
+    ):
+        with pytest.raises(MalformedResponseError, match="success") as info:
+            answer()
+        assert info.value.retryable is False
+
+
+@pytest.mark.parametrize("flag", [True, "true", " TRUE ", 1, "1", "yes", "ok"])
+def test_true_success_flags_are_a_success(flag: object) -> None:
+    payload = {"success": flag, "data": {"callback_id": "657"}}
+    assert proto.check_success(proto.INSERT, payload) is payload
+
+
+# A write is done only when its answer says so: the documented bodies carry success: true
+# (or, tolerated, a data object). {} is not the documented answer of any endpoint, and
+# delete took it for done, update for done with its own id.
+@pytest.mark.parametrize(
+    "body", [b"{}", b'{"success": null}', b'{"status": "queued"}', b'{"data": null}']
+)
+def test_a_write_answer_that_does_not_say_it_succeeded_is_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedResponseError) as update:
+        proto.callback_id_answer(proto.UPDATE, body, "9999")
+    assert update.value.retryable is False
+    with pytest.raises(MalformedResponseError):
+        proto.delete_answer(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"success": true}',
+        b'{"success": "true"}',
+        b'{"success": 1, "message": "Callback deleted"}',
+        b'{"data": {"callback_id": "9999"}}',
+    ],
+)
+def test_delete_answer_accepts_an_answer_that_says_it_succeeded(body: bytes) -> None:
+    assert proto.delete_answer(body) is None
+
+
 def test_decode_callback_id_uses_the_fallback_for_update() -> None:
     assert proto.decode_callback_id(proto.UPDATE, {"success": True}, "9999") == "9999"
 
