@@ -300,7 +300,9 @@ def callback_time_fields(
             zone_out = own
         hour12 = value.hour % 12 or 12
         meridiem = "PM" if value.hour >= 12 else "AM"
-        return f"{value:%Y-%m-%d} {hour12:02d}:{value.minute:02d} {meridiem}", zone_out
+        # date().isoformat(), not %Y: strftime leaves years below 1000 unpadded.
+        day = value.date().isoformat()
+        return f"{day} {hour12:02d}:{value.minute:02d} {meridiem}", zone_out
     if isinstance(value, str):
         match = _VENDOR_TIME_RE.fullmatch(value.strip())
         if match and 1 <= int(match[2]) <= 12 and int(match[3]) < 60:

@@ -290,6 +290,19 @@ def test_callback_time_datetime_is_the_vendors_12_hour_clock(when: datetime, wir
     assert proto.callback_time_fields(when, None) == (wire, None)
 
 
+# strftime's %Y does not pad years below 1000 on glibc ("999-03-05"): the date is written
+# as ISO text, always YYYY-MM-DD, as the API documents.
+@pytest.mark.parametrize(
+    ("when", "wire"),
+    [
+        (datetime(999, 3, 5, 14, 30), "0999-03-05 02:30 PM"),
+        (datetime(1, 1, 1, 0, 0), "0001-01-01 12:00 AM"),
+    ],
+)
+def test_callback_time_date_is_always_four_digit_years(when: datetime, wire: str) -> None:
+    assert proto.callback_time_fields(when, -7) == (wire, "-7.00")
+
+
 def test_callback_time_aware_datetime_derives_the_zone() -> None:
     when = datetime(2026, 3, 5, 14, 30, tzinfo=timezone(timedelta(hours=-7)))
     assert proto.callback_time_fields(when, None) == ("2026-03-05 02:30 PM", "-7.00")
