@@ -633,10 +633,11 @@ def decode_callback_id(endpoint: str, payload: Mapping[str, Any], fallback: str 
     candidates = [data.get("callback_id"), data.get("id")] if isinstance(data, dict) else []
     candidates += [payload.get("callback_id"), payload.get("id")]
     for value in candidates:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value:
-            return value
+        # By the rules an id sent is checked by, so the id returned can be passed back.
+        try:
+            return id_text(value, "callback_id")
+        except ValueError:
+            continue  # absent, empty or not an id: try the next place
     if fallback is not None and _affirms_success(payload):
         return fallback
     raise MalformedResponseError("the answer carries no callback_id", endpoint=endpoint)

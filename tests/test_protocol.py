@@ -1043,6 +1043,15 @@ def test_delete_answer_accepts_an_answer_that_says_it_succeeded(body: bytes) -> 
     assert proto.delete_answer(body) is None
 
 
+# The id an insert returns is one the client takes back (update, delete): text that is
+# blank, padded, or a negative number is not an id, and was returned as the new id.
+@pytest.mark.parametrize("value", ["  ", " 657", "657\n", -5, 657.5])
+def test_decode_callback_id_refuses_what_is_not_an_id(value: object) -> None:
+    payload = {"success": True, "data": {"callback_id": value}}
+    with pytest.raises(MalformedResponseError, match="callback_id"):
+        proto.decode_callback_id(proto.INSERT, payload, None)
+
+
 def test_decode_callback_id_uses_the_fallback_for_update() -> None:
     assert proto.decode_callback_id(proto.UPDATE, {"success": True}, "9999") == "9999"
 
