@@ -21,6 +21,7 @@ checkpoint records so a resumed export can truncate the partial output to it.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 from datetime import UTC, datetime
@@ -183,6 +184,10 @@ def open_writer(fmt: str, handle: IO[bytes], *, resume: bool = False) -> Writer:
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
+#: What ``fsync`` fails with where it is not supported, as opposed to failing to write.
+_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
 def _durable(handle: IO[bytes]) -> int:
     """Flush ``handle`` to the OS (and disk, for a real file); return its size so far."""
     handle.flush()
@@ -194,6 +199,12 @@ def _durable(handle: IO[bytes]) -> int:
         return 0
     try:
         os.fsync(fileno)
-    except OSError:  # pragma: no cover - pipes and some special files
-        return 0
+    except OSError as exc:
+        # Pipes, and file systems without fsync (some FUSE and network mounts): the bytes
+        # flushed to the OS survive a crashed process, which is what a resume recovers
+        # from, so the size still counts (returning 0 here made a resume truncate every
+        # completed window's records away). Any other failure (EIO, ENOSPC) may have lost
+        # bytes: raise rather than vouch for them.
+        if exc.errno not in _FSYNC_UNSUPPORTED:
+            raise
     return handle.tell() if handle.seekable() else 0

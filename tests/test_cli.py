@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import functools
 import json
 import os
@@ -348,6 +349,68 @@ def test_checkpoint_resume_appends_the_rest_and_skips_completed_windows(
     partial.write_text("x" * saved["state"]["output_bytes"])
     assert cli.main(argv) == 2
     assert "written for --format jsonl" in capsys.readouterr().err
+
+
+@pytest.fixture
+def fsync_fails_on(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``fail(path, errno)``: from now on ``os.fsync`` of ``path`` raises that error
+    (as on a file system without fsync, or a failing disk); other files sync as usual."""
+    fsync = os.fsync
+
+    def fail(path: Path, code: int) -> None:
+        def patched(fd: int) -> None:
+            if path.exists() and os.path.samestat(os.fstat(fd), path.stat()):
+                raise OSError(code, os.strerror(code))
+            fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", patched)
+
+    return fail
+
+
+@pytest.mark.usefixtures("fast_client")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_resume_where_fsync_is_not_supported_gives_the_uninterrupted_output(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fsync_fails_on: Any,
+    fmt: str,
+) -> None:
+    # Where fsync is not supported (EINVAL: some FUSE and network mounts) the checkpoint
+    # vouched for 0 bytes of output, so the resume truncated every completed window's
+    # records away and exited 0 with only the rest (a CSV without its header).
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    whole = tmp_path / f"whole.{fmt}"
+    argv = ["export", *RANGE, "--format", fmt, "--concurrency", "1", "-q"]
+    assert cli.main([*argv, "-o", str(whole)]) == 0
+    out = tmp_path / f"cb.{fmt}"
+    ckpt = tmp_path / "cb.ckpt"
+    fsync_fails_on(tmp_path / f".cb.{fmt}.partial", errno.EINVAL)
+    argv += ["-o", str(out), "--checkpoint", str(ckpt)]
+    emu.script([*[None] * 36, *["status_503"] * 40])
+    assert cli.main(argv) == 1
+    capsys.readouterr()
+    saved = json.loads(ckpt.read_text())
+    assert saved["done"]
+    assert saved["state"]["output_bytes"] > 0
+    emu.clear_script()
+    assert cli.main(argv) == 0
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_an_output_that_fails_to_sync_fails_the_export(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], fsync_fails_on: Any
+) -> None:
+    # EIO from fsync was swallowed: the export "succeeded" (exit 0) over a failing disk,
+    # and a checkpoint vouched for 0 bytes.
+    out = tmp_path / "cb.jsonl"
+    ckpt = tmp_path / "cb.ckpt"
+    fsync_fails_on(tmp_path / ".cb.jsonl.partial", errno.EIO)
+    assert cli.main(["export", *RANGE, "-o", str(out), "--checkpoint", str(ckpt), "-q"]) == 3
+    assert capsys.readouterr().err.startswith("error: OSError: [Errno 5] ")
+    assert not out.exists()
 
 
 def _library_checkpoint(emu: ConvosoEmulator, path: Path) -> None:
