@@ -78,13 +78,27 @@ class JsonlWriter:
         self._handle.flush()
 
 
+class _Utf8:
+    """Where ``csv.writer`` writes: each string it gives, UTF-8 encoded, onto ``handle``.
+
+    Not an ``io.TextIOWrapper``: one dropped without ``detach()`` (an export that fails
+    never reaches ``close()``) closes the handle it wraps when it is collected, and
+    that handle is the caller's: ``sys.stdout.buffer`` for ``--output -``.
+    """
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+
+    def write(self, text: str) -> int:
+        return self._handle.write(text.encode("utf-8"))
+
+
 class CsvWriter:
     """A header of the API's field names and ``extra``, then one row a record."""
 
     def __init__(self, handle: IO[bytes], *, header: bool = True) -> None:
         self._handle = handle
-        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
-        self._csv = csv.writer(self._text)
+        self._csv = csv.writer(_Utf8(handle))
         if header:
             self._csv.writerow(CSV_HEADER)
 
@@ -96,12 +110,10 @@ class CsvWriter:
         self._csv.writerow(row)
 
     def flush(self) -> int:
-        self._text.flush()
         return _durable(self._handle)
 
     def close(self) -> None:
-        self._text.flush()
-        self._text.detach()  # the caller owns (and closes) the binary handle
+        self._handle.flush()  # the caller owns (and closes) the handle
 
 
 class ParquetWriter:

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import errno
 import functools
+import gc
 import json
 import os
 import stat
@@ -175,6 +176,23 @@ def test_export_to_a_closed_pipe_ends_quietly(emu: ConvosoEmulator) -> None:
         err = process.stderr.read()
         assert process.wait(timeout=60) == 141
     assert err == b""
+
+
+@pytest.mark.usefixtures("fast_client")
+def test_a_failed_csv_export_to_stdout_leaves_stdout_open(
+    emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CSV writer's TextIOWrapper, never detached when the export failed, closed
+    # sys.stdout.buffer once collected: the caller's next print raised ValueError.
+    emu.script([None, None, *["status_503"] * 40])  # the probe, the first page, then 503s
+    argv = ["export", *RANGE, "--format", "csv", "-o", "-", "-q", "--page-size", "500"]
+    assert cli.main(argv) == 1
+    gc.collect()
+    assert not sys.stdout.buffer.closed
+    print("still writable")
+    out = capsys.readouterr().out
+    assert out.startswith(",".join(CSV_HEADER) + "\r\n")
+    assert out.endswith("\r\nstill writable\n")
 
 
 def test_usage_errors_are_one_line_exit_2(
