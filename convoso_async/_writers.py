@@ -6,7 +6,8 @@ one row group. Every format keeps the fields the documentation does not list
 (``Callback.extra``):
 
 * JSONL: one object a line, the API's field names, extra fields merged in; times are
-  ISO 8601 (``2026-03-05T14:30:00``), ``null`` for none; enums as their strings.
+  ISO 8601 (``2026-03-05T14:30:00``), ``null`` for none; enums as their strings. UTF-8,
+  with U+0085, U+2028 and U+2029 escaped, so no splitter finds a line break inside one.
 * CSV: a header of the API's field names plus a last column ``extra`` holding the extra
   fields as one JSON object (empty when there are none): the header comes first, before
   the extra field names are known, so they cannot be columns of their own.
@@ -62,6 +63,17 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
+#: Line breaks orjson leaves raw in strings (it escapes those below U+0020), as their
+#: UTF-8 bytes and a JSON escape: Unicode-aware line splitters (Python's
+#: ``str.splitlines``, editors) break a line at them, cutting a record in two. Each
+#: byte sequence is only ever that character in UTF-8, so replacing it is exact.
+_UNICODE_LINE_BREAKS = (
+    ("\u0085".encode(), b"\\u0085"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+
+
 class JsonlWriter:
     """One JSON object a line."""
 
@@ -69,7 +81,11 @@ class JsonlWriter:
         self._handle = handle
 
     def write(self, callback: Callback) -> None:
-        self._handle.write(orjson.dumps(record_dict(callback), default=str) + b"\n")
+        line = orjson.dumps(record_dict(callback), default=str)
+        if not line.isascii():
+            for raw, escaped in _UNICODE_LINE_BREAKS:
+                line = line.replace(raw, escaped)
+        self._handle.write(line + b"\n")
 
     def flush(self) -> int:
         return _durable(self._handle)

@@ -108,6 +108,23 @@ def test_export_jsonl_iso_times_enum_strings_and_extra_fields(
     assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]  # no temporary left
 
 
+def test_export_jsonl_escapes_unicode_line_breaks(
+    emu: ConvosoEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # orjson leaves U+0085, U+2028 and U+2029 raw: str.splitlines() (the `lines` helper,
+    # editors) cut such a record in two, and neither half was JSON.
+    name = "Zo\u00eb\u2028Smith\u2029 \U0001f600 \u0085x"
+    store = emu.store
+    monkeypatch.setattr(store, "users", tuple(replace(u, name=name) for u in store.users))
+    out = tmp_path / "cb.jsonl"
+    assert cli.main(["export", *RANGE, "-o", str(out), "-q"]) == 0
+    records = lines(out)
+    assert len(records) == len(store)
+    assert {r["user"] for r in records} <= {name, ""}  # "": a record with no user
+    assert any(r["user"] == name for r in records)
+    assert "\U0001f600".encode() in out.read_bytes()  # the rest stays raw UTF-8
+
+
 def test_export_csv_header_and_extra_column(emu: ConvosoEmulator, tmp_path: Path) -> None:
     out = tmp_path / "cb.csv"
     assert cli.main(["export", *RANGE, "--format", "csv", "-o", str(out), "-q"]) == 0
