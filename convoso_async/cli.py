@@ -43,7 +43,7 @@ from rich.text import Text
 
 from ._client import ConvosoClient
 from ._errors import ConvosoError
-from ._export import CallbackExport, ExportProgress, ExportWindow
+from ._export import CallbackExport, ExportProgress, ExportWindow, _SeenIds
 from ._models import Recipient, Stage
 from ._writers import FORMATS, Writer, open_writer
 
@@ -372,6 +372,9 @@ async def _run_export(
     writer: Writer | None = None
     exports: list[CallbackExport] = []
     written = 0
+    # Each stage's export de-duplicates only its own records: a callback whose stage
+    # changes between two of them (PENDING, then DISMISSED) would be written twice.
+    across_stages = _SeenIds() if len(stages) > 1 else None
 
     def durable(window: ExportWindow) -> dict[str, Any]:
         assert writer is not None
@@ -398,6 +401,8 @@ async def _run_export(
                 resume = _resume_bytes(export, checkpoint, fmt)
                 writer = open_writer(fmt, out.open(resume), resume=resume is not None)
             async for callback in export:
+                if across_stages is not None and not across_stages.add(callback.id):
+                    continue
                 writer.write(callback)
                 written += 1
         if writer is None:  # pragma: no cover - argparse guarantees one stage entry

@@ -28,10 +28,10 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from rich.console import Console
 
-from convoso_async import ConvosoClient, RetryPolicy, cli
+from convoso_async import Callback, ConvosoClient, RetryPolicy, cli
 from convoso_async import _protocol as proto
 from convoso_async._export import ExportWindow
-from convoso_async._writers import CSV_HEADER
+from convoso_async._writers import CSV_HEADER, Writer
 from convoso_async.testing import ConvosoEmulator
 
 SECRET = "tok-5f1c7a9e-never-print-me"
@@ -180,6 +180,47 @@ def test_export_a_repeated_stage_once(
     assert len(ids) == len(set(ids))
     assert [r["stage"] for r in records[:1]] == ["PENDING"]  # in the order first given
     assert {r["stage"] for r in records} == {"PENDING", "MISSED"}
+
+
+def test_a_callback_whose_stage_changes_between_stages_is_exported_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each --stage ran its own export and de-duplication: a PENDING callback dismissed
+    # while the PENDING export ran was written again by the DISMISSED one.
+    server = Served(ConvosoEmulator(500, seed=3, auth_token=SECRET))
+    try:
+        monkeypatch.setenv("CONVOSO_BASE_URL", server.emu.base_url)
+        monkeypatch.setenv("CONVOSO_AUTH_TOKEN", SECRET)
+        moved: list[str] = []
+        real_open_writer = cli.open_writer
+
+        def open_writer(*args: Any, **kwargs: Any) -> Writer:
+            writer = real_open_writer(*args, **kwargs)
+            write = writer.write
+
+            def write_then_dismiss(callback: Callback) -> None:
+                write(callback)
+                if not moved:  # the first PENDING callback written: dismissed now
+                    moved.append(callback.id)
+
+                    async def dismiss() -> bool:
+                        return server.emu.store.update(callback.id, dismiss=True)
+
+                    assert server.call(dismiss())
+
+            monkeypatch.setattr(writer, "write", write_then_dismiss)
+            return writer
+
+        monkeypatch.setattr(cli, "open_writer", open_writer)
+        argv = ["export", *RANGE, "--stage", "PENDING", "--stage", "DISMISSED", "-o", "-", "-q"]
+        assert cli.main(argv) == 0
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    finally:
+        server.close()
+    ids = [r["id"] for r in records]
+    assert moved
+    assert ids.count(moved[0]) == 1
+    assert len(ids) == len(set(ids))
 
 
 def test_export_to_a_closed_pipe_ends_quietly(emu: ConvosoEmulator) -> None:
