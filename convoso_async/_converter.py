@@ -59,9 +59,19 @@ def parse_time(value: object) -> datetime | None:
     return parsed
 
 
+def _is_zero_date(text: str) -> bool:
+    """MySQL's "never set" in any spelling: ``0000-00-00T00:00:00``, with fractions of
+    a second, or as a 12-hour ``0000-00-00 12:00 AM``. Nothing but zeros after the date
+    (a 12-hour clock's midnight included); any other time on a zero date is an error."""
+    if not text.startswith("0000-00-00"):
+        return False
+    clock = text[10:].upper().removesuffix("AM").replace("12:00", "00:00", 1)
+    return not clock.strip("0:.T ")
+
+
 def _parse_time_text(text: str) -> datetime | None:
     stripped = text.strip()
-    if stripped in _NO_TIME:
+    if stripped in _NO_TIME or _is_zero_date(stripped):
         return None
     if not stripped.isascii():
         raise ValueError(f"{text!r} is not a time")

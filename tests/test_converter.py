@@ -247,7 +247,12 @@ def test_null_fields_are_none() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "  ", None, "0000-00-00 00:00:00", "0000-00-00", "0000-00-00 00:00"]
+    "value",
+    [
+        *("", "  ", None, "0000-00-00 00:00:00", "0000-00-00", "0000-00-00 00:00"),
+        # MySQL's zero date as other writers spell it
+        *("0000-00-00T00:00:00", "0000-00-00 00:00:00.000000", "0000-00-00 12:00 AM"),
+    ],
 )
 @pytest.mark.parametrize("field", ["created_at", "modified_at", "callback_time"])
 def test_never_set_times_are_none(field: str, value: str | None) -> None:
