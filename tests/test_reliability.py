@@ -220,12 +220,14 @@ async def test_concurrent_429s_without_retry_after_spread_over_the_jitter_window
     """The timeline: 20 requests at once, all 429; the resends spread over ~initial_wait."""
     policy = RetryPolicy(attempts=3, initial_wait=0.1, max_wait=1.0, retry_budget=None)
     first, second = await _wave_of_429s(emu, None, policy)
-    assert max(first) < 0.05  # the first wave arrived together
+    # The upper bounds leave a loaded machine 0.1 s of slack: they are there to catch
+    # waits of the order of max_wait (1 s), not to time the event loop.
+    assert max(first) < 0.1  # the first wave arrived together
     assert min(second) >= max(0.0, min(first))
     spread = max(second) - min(second)
     assert spread >= 0.05  # full jitter over [0, 0.1): not one instant
     assert len({int(t * 100) for t in second}) >= 5  # resends fall in >= 5 of 10 ms slots
-    assert max(second) < max(first) + 0.1 + 0.05
+    assert max(second) < max(first) + 0.1 + 0.1
 
 
 async def test_concurrent_429s_wait_at_least_retry_after(emu: ConvosoEmulator) -> None:
