@@ -361,7 +361,7 @@ async def test_deadline_bounds_the_total_time_across_attempts(emu: ConvosoEmulat
             await client.callbacks.search_page(limit=1)
         elapsed = time.monotonic() - started
     assert elapsed < 0.35 + 0.1
-    assert 3 <= len(emu.requests) <= 4
+    assert 2 <= len(emu.requests) <= 4  # retried, and stopped (2 when the loop runs late)
 
 
 async def test_deadline_counts_the_time_a_call_waits_for_a_slot(emu: ConvosoEmulator) -> None:
