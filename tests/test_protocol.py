@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -962,6 +963,16 @@ def test_a_search_page_that_carries_a_message_is_still_a_page() -> None:
 # A "success" flag that is neither true nor false ("failed", "error", a list...) was taken
 # for a success: delete reported done and update returned its own id, with the server's
 # error text thrown away. A body that carries an error text or code is that error...
+def _every_answer(body: bytes) -> tuple[Callable[[], object], ...]:
+    """``body`` read as each endpoint's answer: the same flag rules hold for all four."""
+    return (
+        lambda: proto.json_answer(proto.DELETE, body),
+        lambda: proto.callback_id_answer(proto.UPDATE, body, "9999"),
+        lambda: proto.callback_id_answer(proto.INSERT, body),
+        lambda: proto.parse_page(body, offset=0, limit=20),
+    )
+
+
 @pytest.mark.parametrize(
     ("payload", "cls"),
     [
@@ -974,13 +985,7 @@ def test_a_search_page_that_carries_a_message_is_still_a_page() -> None:
 def test_a_flag_neither_true_nor_false_with_an_error_text_is_that_error(
     payload: dict[str, object], cls: type[ConvosoAPIError]
 ) -> None:
-    body = json.dumps(payload).encode()
-    for answer in (
-        lambda: proto.json_answer(proto.DELETE, body),
-        lambda: proto.callback_id_answer(proto.UPDATE, body, "9999"),
-        lambda: proto.callback_id_answer(proto.INSERT, body),
-        lambda: proto.parse_page(body, offset=0, limit=20),
-    ):
+    for answer in _every_answer(json.dumps(payload).encode()):
         with pytest.raises(cls) as info:
             answer()
         assert type(info.value) is cls
@@ -998,13 +1003,7 @@ def test_a_flag_neither_true_nor_false_with_an_error_text_is_that_error(
     ],
 )
 def test_a_flag_neither_true_nor_false_is_malformed(payload: dict[str, object]) -> None:
-    body = json.dumps(payload).encode()
-    for answer in (
-        lambda: proto.json_answer(proto.DELETE, body),
-        lambda: proto.callback_id_answer(proto.UPDATE, body, "9999"),
-        lambda: proto.callback_id_answer(proto.INSERT, body),
-        lambda: proto.parse_page(body, offset=0, limit=20),
-    ):
+    for answer in _every_answer(json.dumps(payload).encode()):
         with pytest.raises(MalformedResponseError, match="success") as info:
             answer()
         assert info.value.retryable is False
