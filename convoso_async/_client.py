@@ -221,6 +221,27 @@ class ConvosoClient:
             self._slots.release()
             raise
 
+    async def _send(
+        self, endpoint: str, form: Mapping[str, str], deadline: float | None, is_retry: bool
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one request on the slot the caller took; free the slot once the answer is
+        read, before it is decoded, so that decoding never holds back the next request."""
+        try:
+            self._check_open()  # close() may have come while it was queued
+            time_left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if time_left is not None and time_left <= 0:
+                raise deadline_passed(endpoint)  # the turn came just too late
+            # Counted now that it is certain to be sent, and not before: an attempt that
+            # ends while queued (cancelled, out of time) sent nothing.
+            self.requests_sent += 1
+            if is_retry:
+                self.retries += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("POST %s %s", endpoint, _loggable(form))
+            return await self._transport.post(endpoint, form, time_left)
+        finally:
+            self._slots.release()
+
     async def _call(
         self,
         endpoint: str,
@@ -259,21 +280,7 @@ class ConvosoClient:
             # Every error of the attempt is redacted before tenacity logs it or the caller
             # sees it, the transport's too: aiohttp's parser errors quote the raw answer.
             try:
-                try:
-                    self._check_open()  # close() may have come while it was queued
-                    time_left = None if deadline is None else deadline - loop.time()
-                    if time_left is not None and time_left <= 0:
-                        raise deadline_passed(endpoint)  # the turn came just too late
-                    # Counted now that it is certain to be sent, and not before: an
-                    # attempt that ends while queued (cancelled, out of time) sent nothing.
-                    self.requests_sent += 1
-                    if is_retry:
-                        self.retries += 1
-                    if logger.isEnabledFor(logging.DEBUG):
-                        logger.debug("POST %s %s", endpoint, _loggable(form))
-                    status, headers, body = await self._transport.post(endpoint, form, time_left)
-                finally:
-                    self._slots.release()  # once the answer is read, not after decoding it
+                status, headers, body = await self._send(endpoint, form, deadline, is_retry)
                 logger.debug("%s answered HTTP %d, %d bytes", endpoint, status, len(body))
                 proto.check_status(endpoint, status, headers, body, datetime.now(UTC))
                 return decode(body)
