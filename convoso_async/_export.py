@@ -244,6 +244,10 @@ def _saved_progress(
             f"checkpoint {path} is damaged (its completed windows do not match its plan); "
             "remove it to start over"
         )
+    if not isinstance(saved.get("state"), dict | None):  # it becomes resume_state
+        raise ValueError(
+            f"checkpoint {path} is damaged (its state is not an object); remove it to start over"
+        )
     return windows, done, records_done
 
 

@@ -356,6 +356,8 @@ async def test_keep_checkpoint_leaves_the_completed_checkpoint_for_the_caller(
         (lambda saved: saved.update(done=7), "TypeError"),
         (lambda saved: saved["windows"][0].update(start="soon"), "ValueError"),
         (lambda saved: saved.update(done=[len(saved["windows"])]), "do not match its plan"),
+        # resume_state is a Mapping or None: a list here was an AttributeError in the CLI.
+        (lambda saved: saved.update(state=["jsonl", 10]), "its state is not an object"),
     ],
 )
 async def test_a_damaged_checkpoint_is_refused_before_any_request(
