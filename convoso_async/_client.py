@@ -174,7 +174,9 @@ class ConvosoClient:
     async def close(self) -> None:
         """Close the connection pool (unless it was passed in as ``session=``).
 
-        Calls still waiting for their turn or a retry then raise ``RuntimeError`` at once.
+        Calls still waiting for the rate limiter or a retry's backoff then raise
+        ``RuntimeError`` at once; calls waiting for a slot raise it when one frees, which
+        with a borrowed ``session=`` is only when a request in flight ends.
         """
         self._closing.set()
         await self._transport.close()
