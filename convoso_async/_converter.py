@@ -65,7 +65,9 @@ def _is_zero_date(text: str) -> bool:
     (a 12-hour clock's midnight included); any other time on a zero date is an error."""
     if not text.startswith("0000-00-00"):
         return False
-    clock = text[10:].upper().removesuffix("AM").replace("12:00", "00:00", 1)
+    clock = text[10:].upper()
+    if clock.endswith("AM"):  # 12:00 AM is midnight; a 24-hour 12:00 is noon
+        clock = clock.removesuffix("AM").replace("12:00", "00:00", 1)
     return not clock.strip("0:.T ")
 
 

@@ -260,6 +260,15 @@ def test_never_set_times_are_none(field: str, value: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    "text", ["0000-00-00 12:00 PM", "0000-00-00 12:00:00", "0000-00-00 12:00", "0000-00-00 00:01"]
+)
+def test_a_zero_date_with_a_time_other_than_midnight_is_not_a_time(text: str) -> None:
+    # Only a 12-hour clock's 12:00 AM is midnight; 24-hour 12:00 is noon, so not "never set".
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("2026-03-05 02:30 PM", datetime(2026, 3, 5, 14, 30)),
