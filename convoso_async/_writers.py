@@ -212,8 +212,11 @@ def open_writer(fmt: str, handle: IO[bytes], *, resume: bool = False) -> Writer:
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
-#: What ``fsync`` fails with where it is not supported, as opposed to failing to write.
-_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+#: What ``fsync`` fails with where it is not supported, as opposed to failing to write
+#: (fsync(2) gives EROFS as well as EINVAL for a special file without synchronization).
+_FSYNC_UNSUPPORTED = frozenset(
+    {errno.EINVAL, errno.EROFS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+)
 
 
 def _durable(handle: IO[bytes]) -> int:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from rich.console import Console
 
-from convoso_async import Callback, ConvosoClient, RetryPolicy, cli
+from convoso_async import Callback, ConvosoClient, RetryPolicy, _writers, cli
 from convoso_async import _protocol as proto
 from convoso_async._export import ExportWindow
 from convoso_async._writers import CSV_HEADER, Writer
@@ -487,6 +487,18 @@ def test_an_output_that_fails_to_sync_fails_the_export(
     assert cli.main(["export", *RANGE, "-o", str(out), "--checkpoint", str(ckpt), "-q"]) == 3
     assert capsys.readouterr().err.startswith("error: OSError: [Errno 5] ")
     assert not out.exists()
+
+
+def test_fsync_refused_as_a_special_file_still_vouches_for_the_bytes(
+    tmp_path: Path, fsync_fails_on: Any
+) -> None:
+    # fsync(2): "EROFS, EINVAL: fd is bound to a special file ... which does not support
+    # synchronization". EROFS was taken for a lost write and failed the export (exit 3).
+    path = tmp_path / "out.jsonl"
+    with path.open("wb") as handle:
+        handle.write(b"{}\n")
+        fsync_fails_on(path, errno.EROFS)
+        assert _writers._durable(handle) == 3
 
 
 def _library_checkpoint(emu: ConvosoEmulator, path: Path) -> None:
