@@ -233,20 +233,21 @@ async def _retry(
             return None
         return max(0.0, policy.deadline - (time.monotonic() - started))
 
-    last_error = [first_error]
+    last_error = first_error
 
     async def resumed() -> T:
+        nonlocal last_error
         if pending_replay:
             raise pending_replay.pop()
         left = remaining()
         if left == 0.0:
             # The wait fitted the deadline but overran it (a busy loop wakes late): the
             # call failed on its last answer, which says more than "deadline passed".
-            raise last_error[0]
+            raise last_error
         try:
             return await attempt(left)
         except ConvosoError as error:
-            last_error[0] = error
+            last_error = error
             raise
 
     attempts_spent = stop_after_attempt(policy.attempts - earlier)

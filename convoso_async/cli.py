@@ -584,8 +584,7 @@ def _demo_summary(
         ("probes", f"{export.probes}"),
         ("pages", f"{export.pages_fetched}"),
         ("requests", f"{client.requests_sent}"),
-        # Every request beyond one per probe and page was a retry.
-        ("retries", f"{client.requests_sent - export.probes - export.pages_fetched}"),
+        ("retries", f"{client.retries}"),
         ("elapsed", f"{elapsed:.2f}s"),
         ("records/s", f"{written / elapsed:,.0f}" if elapsed > 0 else "-"),
     ]
