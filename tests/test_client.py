@@ -784,14 +784,28 @@ async def test_rate_limit_spaces_the_starts_of_calls_queued_for_a_slot(
     assert min(gaps) >= 1 / 50 * 0.9
 
 
+async def _until_asleep_in_the_limiter(client: ConvosoClient, sleepers: int) -> None:
+    """Yield to the loop until ``sleepers`` calls are asleep in the rate limiter (they wait
+    on the client's close() event); bounded, and no time goes by."""
+    closing: Any = client._closing
+    for _ in range(1000):
+        if len(closing._waiters or ()) >= sleepers:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{len(closing._waiters or ())} calls reached the limiter, not {sleepers}")
+
+
 async def test_cancelled_calls_waiting_on_the_rate_limit_do_not_delay_later_ones(
     mock_api: aioresponses, fast_retry: RetryPolicy
 ) -> None:
     mock_api.post(DELETE_URL, payload={"success": True}, repeat=True)
-    async with make_client(fast_retry, rate_limit=10) as client:
+    # A slot for every call: the limiter is passed after the slot is taken, so with the
+    # default 8 slots only 8 calls would reach it, and 8 leftover claims (0.8 s) would
+    # still fit in the 1 s allowed below.
+    async with make_client(fast_retry, rate_limit=10, max_concurrency=51) as client:
         await client.callbacks.delete("1")
         queued = [asyncio.create_task(client.callbacks.delete("1")) for _ in range(50)]
-        await asyncio.sleep(0)  # every task is now waiting for its turn
+        await _until_asleep_in_the_limiter(client, 50)  # every task is waiting for its turn
         for task in queued:
             task.cancel()
         await asyncio.gather(*queued, return_exceptions=True)
