@@ -12,6 +12,7 @@ client under test is exercised on the real aiohttp. Remove this once aioresponse
 from __future__ import annotations
 
 import inspect
+import random
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -55,3 +56,14 @@ TOKEN = "s3cret-token-value"
 def fast_retry() -> RetryPolicy:
     """Millisecond waits: retry behaviour without slow tests."""
     return RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.005)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_jitter() -> Iterator[None]:
+    """Seed the global ``random`` module, which tenacity draws retry jitter from, so every
+    test that retries waits the same on every run. A module may override it with its own
+    seed (same fixture name); the state is restored afterwards."""
+    state = random.getstate()
+    random.seed(20260227)
+    yield
+    random.setstate(state)
