@@ -145,7 +145,7 @@ class ExportWindow:
         )
 
 
-class _SeenIds:
+class SeenIds:
     """Ids handed out so far, compactly: numeric ids (the API's are auto-increment
     integers) as bits in 64 KiB-id chunks, anything else in a set. 500,000 numeric ids
     take about 64 KB instead of the ~40 MB a set of strings would."""
@@ -374,7 +374,7 @@ class CallbackExport(CallbackStream):
         self._windows_done = 0
         self._requests0 = client.requests_sent
         self._retries0 = client.retries
-        self._seen = _SeenIds()
+        self._seen = SeenIds()
         self._started = False
         self.progress = self._snapshot()
 

@@ -43,7 +43,7 @@ from rich.text import Text
 
 from ._client import ConvosoClient
 from ._errors import ConvosoError
-from ._export import CallbackExport, ExportProgress, ExportWindow, _SeenIds
+from ._export import CallbackExport, ExportProgress, ExportWindow, SeenIds
 from ._models import Recipient, Stage
 from ._writers import FORMATS, Writer, open_writer
 
@@ -374,7 +374,7 @@ async def _run_export(
     written = 0
     # Each stage's export de-duplicates only its own records: a callback whose stage
     # changes between two of them (PENDING, then DISMISSED) would be written twice.
-    across_stages = _SeenIds() if len(stages) > 1 else None
+    across_stages = SeenIds() if len(stages) > 1 else None
 
     def durable(window: ExportWindow) -> dict[str, Any]:
         assert writer is not None

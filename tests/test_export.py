@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from convoso_async import ConvosoClient, PaginationLimitError, RetryPolicy, ServerError
 from convoso_async import _export as export_mod
-from convoso_async._export import CallbackExport, ExportProgress, ExportWindow, _SeenIds
+from convoso_async._export import CallbackExport, ExportProgress, ExportWindow, SeenIds
 from convoso_async._protocol import REACHABLE
 from convoso_async.testing import ConvosoEmulator, Faults
 from convoso_async.testing._store import DISMISSED, PENDING
@@ -223,7 +223,7 @@ async def test_ids_are_deduplicated_across_windows() -> None:
 
 
 def test_seen_ids_are_compact_and_exact() -> None:
-    seen = _SeenIds()
+    seen = SeenIds()
     assert seen.add("100001")
     assert not seen.add("100001")
     assert seen.add("007")
