@@ -370,7 +370,8 @@ def test_export_output_mode_follows_the_umask(
     assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]
 
 
-def _checkpointed_csv_export(
+@pytest.fixture
+def checkpointed_csv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Path, Path, list[str]]:
     """The output, the checkpoint and the argv of a quiet, checkpointed CSV export of
@@ -386,10 +387,10 @@ def _checkpointed_csv_export(
 def test_checkpoint_resume_appends_the_rest_and_skips_completed_windows(
     emu: ConvosoEmulator,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    checkpointed_csv: tuple[Path, Path, list[str]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out, ckpt, argv = _checkpointed_csv_export(tmp_path, monkeypatch)
+    out, ckpt, argv = checkpointed_csv
     argv += ["--concurrency", "1"]
     # 1 + 30 probes, then the first windows' pages, then the server fails for good.
     emu.script([*[None] * 36, *["status_503"] * 40])
@@ -598,13 +599,13 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_any_request(
 
 def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
     emu: ConvosoEmulator,
-    tmp_path: Path,
+    checkpointed_csv: tuple[Path, Path, list[str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The export deleted the checkpoint before the CLI renamed its output into place, so
     # a failed rename lost the resume point with every record fetched.
-    out, ckpt, argv = _checkpointed_csv_export(tmp_path, monkeypatch)
+    out, ckpt, argv = checkpointed_csv
     commit = cli._Output.commit
 
     def blocked(self: cli._Output) -> None:  # a directory appears at -o meanwhile
@@ -624,7 +625,7 @@ def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
     with out.open(newline="") as handle:
         ids = [row[0] for row in list(csv.reader(handle))[1:]]
     assert sorted(ids) == sorted(emu.store.ids())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cb.csv"]
 
 
 def test_search_prints_a_table(
