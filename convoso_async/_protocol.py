@@ -10,6 +10,7 @@ naming the argument, never a request the server has to reject.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -320,11 +321,18 @@ _NOT_FOUND_CODES: Final = frozenset({6001, 6038, 6074})
 _AUTH_CODES: Final = frozenset({5001})
 
 
+#: A PHP script saved with a byte order mark prints it before its JSON, which is sound;
+#: orjson refuses it, so it is dropped (only after a failed parse: pages rarely carry one).
+_BOM: Final = codecs.BOM_UTF8
+
+
 def decode_json(endpoint: str, body: bytes) -> Any:
     """Parse a 200 body. Not JSON (an HTML page, a body cut short) is retryable."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
+        if body.startswith(_BOM):
+            return decode_json(endpoint, body[len(_BOM) :])
         kind = "an empty body" if not body.strip() else "a body that is not JSON"
         raise MalformedResponseError(
             f"the server sent {kind}", endpoint=endpoint, retryable=True
@@ -376,7 +384,7 @@ def redirect_error(endpoint: str, status: int, location: str | None) -> ConvosoA
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
-        payload = orjson.loads(body)
+        payload = orjson.loads(body.removeprefix(_BOM))
     except orjson.JSONDecodeError:
         return None
     return payload if isinstance(payload, dict) else None

@@ -872,6 +872,21 @@ def test_check_status_keeps_the_vendor_code_on_every_error_status(
     assert info.value.status == status
 
 
+def test_a_body_behind_a_byte_order_mark_is_read_as_json() -> None:
+    """A PHP script saved with a BOM prints it before sound JSON: page, answer and error
+    body are read as if it were not there."""
+    bom = b"\xef\xbb\xbf"
+    page = {"offset": "0", "limit": "20", "total": "1", "results": [dict(REFERENCE_RECORD)]}
+    parsed = proto.parse_page(bom + json.dumps(page).encode(), offset=0, limit=20)
+    assert [callback.id for callback in parsed.page().results] == [REFERENCE_RECORD["id"]]
+    assert proto.json_answer(proto.DELETE, bom + b'{"success": true}') == {"success": True}
+    error = {"success": False, "code": 5001, "text": "Auth token is invalid"}
+    with pytest.raises(AuthenticationError, match="Auth token is invalid"):
+        proto.check_status(proto.SEARCH, 401, {}, bom + json.dumps(error).encode(), NOW)
+    with pytest.raises(MalformedResponseError, match="not JSON"):
+        proto.decode_json(proto.SEARCH, bom + b"<html>")  # a BOM does not make JSON of HTML
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [
