@@ -574,9 +574,12 @@ def _demo_summary(
     elapsed: float,
 ) -> Table:
     """The demo's closing table: what was exported, against the store, and at what cost."""
-    table = Table(title=Text(f"demo: exported to {output}"), show_header=False)
+    # The path is a row, not the title: a title wraps at the table's width, which the
+    # figures set, and a Text so that a name such as calls[red].jsonl is not markup.
+    table = Table(title="demo", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
+    table.add_row("exported to", Text(output))
     rows = [
         ("records exported", f"{written:,}"),
         ("records in the emulator", f"{stored:,}"),
