@@ -31,6 +31,7 @@ from ._pagination import CallbackSearch
 from ._retry import (
     RetryBudget,
     RetryPolicy,
+    Sleep,
     Tries,
     call_with_retries,
     continue_with_retries,
@@ -75,7 +76,7 @@ class _RateLimiter:
     ``sleep`` is the client's: it ends early, raising, when the client is closed.
     """
 
-    def __init__(self, rate: float, sleep: Callable[[float], Awaitable[None]]) -> None:
+    def __init__(self, rate: float, sleep: Sleep) -> None:
         self._interval = 1.0 / rate
         self._next = 0.0
         self._sleep = sleep

@@ -38,7 +38,6 @@ import cattrs
 
 from ._models import _EMPTY, CALLBACK_FIELDS, Callback, Recipient, Stage
 
-_NO_TIME: Final = frozenset({"", "0000-00-00 00:00:00", "0000-00-00", "0000-00-00 00:00"})
 _MISSING: Final = object()
 _TIME_CACHE_MAX: Final = 100_000
 _TIME_CACHE: dict[object, datetime | None] = {None: None}
@@ -73,7 +72,7 @@ def _is_zero_date(text: str) -> bool:
 
 def _parse_time_text(text: str) -> datetime | None:
     stripped = text.strip()
-    if stripped in _NO_TIME or _is_zero_date(stripped):
+    if not stripped or _is_zero_date(stripped):
         return None
     if not stripped.isascii():
         raise ValueError(f"{text!r} is not a time")

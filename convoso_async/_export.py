@@ -231,23 +231,20 @@ def _saved_progress(
     Read when the export is made, so that a damaged or hand-edited checkpoint is a clear
     ``ValueError`` before any request rather than a ``KeyError`` in the middle of a resume.
     """
+
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"checkpoint {path} is damaged ({why}); remove it to start over")
+
     try:
         windows = [ExportWindow.from_json(window) for window in saved["windows"]]
         done = {int(i) for i in saved["done"]}
         records_done = int(saved.get("records_done", 0))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(
-            f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); remove it to start over"
-        ) from None
+        raise damaged(f"{type(exc).__name__}: {exc}") from None
     if not done <= set(range(len(windows))) or records_done < 0:
-        raise ValueError(
-            f"checkpoint {path} is damaged (its completed windows do not match its plan); "
-            "remove it to start over"
-        )
+        raise damaged("its completed windows do not match its plan")
     if not isinstance(saved.get("state"), dict | None):  # it becomes resume_state
-        raise ValueError(
-            f"checkpoint {path} is damaged (its state is not an object); remove it to start over"
-        )
+        raise damaged("its state is not an object")
     return windows, done, records_done
 
 
