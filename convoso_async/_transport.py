@@ -91,6 +91,9 @@ class Transport:
                 data=payload,
                 timeout=request_timeout,
                 allow_redirects=False,
+                # A caller's session may raise for status: the status is check_status's
+                # to map, or a 401 would come out as a TransportError, retried.
+                raise_for_status=False,
             ) as response:
                 body = await response.read()
                 return response.status, response.headers, body

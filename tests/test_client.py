@@ -1059,6 +1059,30 @@ async def test_caller_owned_session_is_used_and_not_closed(
     assert count(mock_api) == 1
 
 
+async def test_a_caller_session_that_raises_for_status_still_gets_typed_errors(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """A session built with ``raise_for_status=True`` must not turn the API's HTTP errors
+    into aiohttp's: a 401 is an AuthenticationError, not a transport failure retried, and
+    an insert's 429 is retried as the rule allows."""
+    mock_api.post(SEARCH_URL, status=401, payload={"success": False, "text": "Bad token"})
+    mock_api.post(INSERT_URL, status=429, headers={"Retry-After": "0"})
+    mock_api.post(INSERT_URL, payload={"success": True, "data": {"callback_id": "77"}})
+    async with (
+        aiohttp.ClientSession(raise_for_status=True) as session,
+        make_client(fast_retry, session=session) as client,
+    ):
+        with pytest.raises(AuthenticationError) as info:
+            await client.callbacks.search_page()
+        assert info.value.status == 401
+        assert client.requests_sent == 1
+        new_id = await client.callbacks.insert(
+            lead_id="1", recipient="system", callback_time=WHEN, callback_time_zone=-7
+        )
+    assert new_id == "77"
+    assert client.requests_sent == 3
+
+
 async def test_own_session_is_closed_by_async_with(
     mock_api: aioresponses, fast_retry: RetryPolicy
 ) -> None:
