@@ -50,6 +50,10 @@ class Transport:
         self._pool_size = pool_size
         self._session = session
         self._owns_session = session is None
+        # A borrowed session may carry a default Content-Type (one set up for a JSON
+        # API) or skip the automatic one: the form's type is then stated on each POST,
+        # or the server cannot read the form, token included.
+        self._headers = None if session is None else {"Content-Type": _FORM_TYPE}
         self._urls: dict[str, URL] = {}
         self.closed = False
 
@@ -89,6 +93,7 @@ class Transport:
             async with session.post(
                 self._url(endpoint),
                 data=payload,
+                headers=self._headers,
                 timeout=request_timeout,
                 allow_redirects=False,
                 # A caller's session may raise for status: the status is check_status's

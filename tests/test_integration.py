@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 
+import aiohttp
 import pytest
 
 from convoso_async import (
@@ -122,6 +123,25 @@ async def test_a_wrong_token_is_an_authentication_error(emu: ConvosoEmulator) ->
         with pytest.raises(AuthenticationError):
             await client.callbacks.search_page()
     assert len(emu.requests) == 1  # never retried
+
+
+@pytest.mark.parametrize(
+    "session_options",
+    [{"headers": {"Content-Type": "application/json"}}, {"skip_auto_headers": ["Content-Type"]}],
+    ids=["json-default-header", "content-type-skipped"],
+)
+async def test_a_callers_session_headers_do_not_unmake_the_form(
+    emu: ConvosoEmulator, session_options: dict[str, object]
+) -> None:
+    """A session set up for a JSON API still sends our form as a form: with its default
+    Content-Type the server could not read the token and answered 'token required'."""
+    async with (
+        aiohttp.ClientSession(**session_options) as session,  # type: ignore[arg-type]
+        client_for(emu, session=session) as client,
+    ):
+        page = await client.callbacks.search_page(limit=5)
+    assert len(page.results) == 5
+    assert len(emu.requests) == 1
 
 
 async def test_server_validation_errors_are_typed(emu: ConvosoEmulator) -> None:
