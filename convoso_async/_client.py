@@ -121,6 +121,10 @@ class ConvosoClient:
         token = auth_token if auth_token is not None else os.environ.get("CONVOSO_AUTH_TOKEN")
         if not token:
             raise ValueError("no auth token: pass auth_token= or set CONVOSO_AUTH_TOKEN")
+        if not isinstance(token, str):
+            # Not quoted: it is the secret. Bytes were taken, then broke every failure
+            # with a TypeError when its error was scrubbed of them.
+            raise ValueError(f"auth_token must be a string, not {type(token).__name__}")
         self.base_url = _checked_base_url(
             base_url or os.environ.get("CONVOSO_BASE_URL") or DEFAULT_BASE_URL
         )

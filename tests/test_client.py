@@ -858,6 +858,15 @@ def test_no_token_is_a_value_error(no_env: None, token: str | None) -> None:
         ConvosoClient(token)
 
 
+@pytest.mark.parametrize("token", [b"s3cret-token-value", 12345])
+def test_a_token_that_is_not_text_is_a_value_error(no_env: None, token: object) -> None:
+    """A bytes token (read from a file or a secrets store in binary) was taken, sent, and
+    then broke every failure with a TypeError from the redaction of its error."""
+    with pytest.raises(ValueError, match="auth_token must be a string") as info:
+        ConvosoClient(token)  # type: ignore[arg-type]
+    assert "s3cret" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "url",
     [
