@@ -36,6 +36,7 @@ from ._retry import (
     call_with_retries,
     continue_with_retries,
     is_retryable,
+    is_seconds,
 )
 from ._transport import Transport, deadline_passed
 
@@ -132,10 +133,12 @@ class ConvosoClient:
             raise ValueError(f"max_concurrency must be an integer, not {max_concurrency!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
-        if not 0 < timeout < math.inf:
+        if not is_seconds(timeout) or not 0 < timeout < math.inf:
             raise ValueError(f"timeout must be positive seconds, not {timeout!r}")
-        if rate_limit is not None and not 0 < rate_limit < math.inf:
+        if rate_limit is not None and (not is_seconds(rate_limit) or not 0 < rate_limit < math.inf):
             raise ValueError(f"rate_limit must be positive requests/second, not {rate_limit!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValueError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
         self.retry = retry if retry is not None else RetryPolicy()
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import numbers
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -42,16 +43,22 @@ async def _asyncio_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)  # looked up at each call, so a test may patch it
 
 
+def is_seconds(value: object) -> bool:
+    """A real number (not a bool, not text, which compare as a TypeError or as 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0 <= value < math.inf:  # and not NaN, which compares false to everything
-        raise ValueError(f"{attribute.name} must be zero or more seconds, not {value}")
+    # `not 0 <= value`: and not NaN, which compares false to everything
+    if not is_seconds(value) or not 0 <= value < math.inf:
+        raise ValueError(f"{attribute.name} must be zero or more seconds, not {value!r}")
 
 
 def _optional_positive(
     instance: object, attribute: attrs.Attribute[float | None], value: float | None
 ) -> None:
-    if value is not None and not 0 < value < math.inf:
-        raise ValueError(f"{attribute.name} must be positive or None, not {value}")
+    if value is not None and (not is_seconds(value) or not 0 < value < math.inf):
+        raise ValueError(f"{attribute.name} must be positive or None, not {value!r}")
 
 
 @attrs.frozen

@@ -920,6 +920,14 @@ async def test_trailing_slash_on_base_url_is_tolerated(
         ({"timeout": -1.0}, "timeout"),
         ({"rate_limit": 0}, "rate_limit"),
         ({"rate_limit": -5}, "rate_limit"),
+        # Not numbers: each once escaped as a TypeError naming no option ('<' not
+        # supported...), or was taken as 1 (True); a dict for retry as an AttributeError.
+        ({"timeout": None}, "timeout"),
+        ({"timeout": "30"}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"rate_limit": "5"}, "rate_limit"),
+        ({"rate_limit": True}, "rate_limit"),
+        ({"retry": {"attempts": 3}}, "retry"),
     ],
 )
 def test_bad_client_options_are_value_errors(kwargs: dict[str, Any], match: str) -> None:

@@ -99,14 +99,14 @@ def test_retry_policy_rejects_bad_attempts(attempts: object) -> None:
         RetryPolicy(attempts=attempts)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("value", [-0.001, math.inf, math.nan])
+@pytest.mark.parametrize("value", [-0.001, math.inf, math.nan, "1", None, True])
 @pytest.mark.parametrize("field", ["initial_wait", "max_wait"])
 def test_retry_policy_rejects_negative_or_non_finite_waits(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         RetryPolicy(**{field: value})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("deadline", [0, -1.0, math.inf, math.nan])
+@pytest.mark.parametrize("deadline", [0, -1.0, math.inf, math.nan, "5", True])
 def test_retry_policy_rejects_non_positive_deadline(deadline: float) -> None:
     with pytest.raises(ValueError, match="deadline"):
         RetryPolicy(deadline=deadline)
