@@ -401,7 +401,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
         pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a year too big for a C int overflows
         return None
     if when.tzinfo is None:
         return None

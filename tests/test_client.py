@@ -538,6 +538,19 @@ async def test_rate_limit_error_after_attempts_are_spent(
     assert count(mock_api) == fast_retry.attempts
 
 
+async def test_a_retry_after_date_beyond_the_calendar_is_ignored_not_a_crash(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """An HTTP-date whose year overflows made the 429 escape as an OverflowError."""
+    date = "Mon, 01 Jan 99999999999 00:00:00 GMT"
+    mock_api.post(SEARCH_URL, status=429, headers={"Retry-After": date}, repeat=True)
+    async with make_client(fast_retry) as client:
+        with pytest.raises(RateLimitError) as info:
+            await client.callbacks.search_page()
+    assert info.value.retry_after is None
+    assert count(mock_api) == fast_retry.attempts
+
+
 async def test_server_error_after_attempts_are_spent(
     mock_api: aioresponses, fast_retry: RetryPolicy
 ) -> None:
