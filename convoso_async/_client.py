@@ -51,15 +51,26 @@ Zone = float | str | timedelta
 
 
 def _checked_base_url(raw: str) -> URL:
-    url = URL(raw.rstrip("/"))
+    # Surrounding blanks (a value pasted into an env file) would be sent as %20 in the path.
+    url = URL(raw.strip().rstrip("/"))
+    if url.query_string or url.fragment:
+        # Endpoints are joined onto the path: a query would be dropped without a word.
+        raise ValueError(f"base_url must not carry a query or fragment: {_shown(url)}")
     if url.scheme == "https" and url.host:
         return url
     if url.scheme == "http" and url.host and _is_loopback(url.host):
         return url
     raise ValueError(
-        f"base_url must be https (plain http only for a loopback host): {url.with_query(None)}; "
+        f"base_url must be https (plain http only for a loopback host): {_shown(url)}; "
         "the auth token would otherwise cross the network in clear text"
     )
+
+
+def _shown(url: URL) -> str:
+    """``url`` fit for a message or repr: no user, password, query or fragment."""
+    if url.absolute:  # (a URL with no host has no user to drop)
+        url = url.with_user(None)
+    return str(url.with_query(None).with_fragment(None))
 
 
 def _is_loopback(host: str) -> bool:
@@ -164,7 +175,7 @@ class ConvosoClient:
 
     def __repr__(self) -> str:
         return (
-            f"ConvosoClient(base_url={str(self.base_url)!r}, "
+            f"ConvosoClient(base_url={_shown(self.base_url)!r}, "
             f"max_concurrency={self.max_concurrency}, retry={self.retry!r})"
         )
 

@@ -365,7 +365,23 @@ def check_status(
         raise AuthenticationError(message, code=code, endpoint=endpoint, status=status)
     if status >= 500:
         raise ServerError(message, code=code, endpoint=endpoint, status=status)
+    if status == 404 and code is None and _BARE_NOT_FOUND.fullmatch(message):
+        # A bare "Not Found" (a proxy's or gateway's, or no text at all) is a missing
+        # endpoint, not a missing callback: a NotFoundError here would let code that
+        # reads it as "already deleted" pass over a delete that never ran.
+        raise ConvosoAPIError(
+            f"{message}: the endpoint was not found; check base_url",
+            endpoint=endpoint,
+            status=status,
+        )
     raise api_error(endpoint, {**(payload or {}), "error": message}, status=status)
+
+
+#: The text of a 404 that names nothing missing: "HTTP 404" (no readable body), "Not
+#: Found", "404 page not found"...
+_BARE_NOT_FOUND: Final = re.compile(
+    r"\W*(?:http\W*)?(?:404\W*)?(?:(?:page\W+)?not\W+found\W*)?", re.IGNORECASE
+)
 
 
 def redirect_error(endpoint: str, status: int, location: str | None) -> ConvosoAPIError:

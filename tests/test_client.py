@@ -913,6 +913,34 @@ def test_https_or_loopback_http_base_url_is_accepted(no_env: None, url: str) -> 
     assert ConvosoClient(TOKEN, base_url=url).base_url == URL(url)
 
 
+async def test_blanks_around_base_url_are_dropped(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    # A value pasted into an env file with a trailing blank used to be sent as %20.
+    mock_api.post(SEARCH_URL, payload=PAGE)
+    async with ConvosoClient(TOKEN, base_url=f"  {BASE} \t", retry=fast_retry) as client:
+        await client.callbacks.search_page()
+    ((url, _),) = sent(mock_api)
+    assert url == SEARCH_URL
+
+
+@pytest.mark.parametrize("url", [f"{BASE}?region=us", f"{BASE}#v2"])
+def test_a_base_url_with_a_query_or_fragment_is_a_value_error(no_env: None, url: str) -> None:
+    # Endpoints are joined onto the path, so the query would be dropped without a word.
+    with pytest.raises(ValueError, match="query or fragment"):
+        ConvosoClient(TOKEN, base_url=url)
+
+
+def test_credentials_in_base_url_are_in_no_repr_or_error(no_env: None) -> None:
+    client = ConvosoClient(TOKEN, base_url="https://ops:hunter2@api.example/v1")
+    assert "hunter2" not in repr(client)
+    assert "api.example/v1" in repr(client)
+    with pytest.raises(ValueError, match="https") as info:
+        ConvosoClient(TOKEN, base_url="http://ops:hunter2@api.example/v1")
+    assert "hunter2" not in str(info.value)
+    assert "api.example/v1" in str(info.value)
+
+
 async def test_trailing_slash_on_base_url_is_tolerated(
     mock_api: aioresponses, fast_retry: RetryPolicy
 ) -> None:

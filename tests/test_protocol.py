@@ -842,6 +842,41 @@ def test_check_status_other_4xx_is_classified_by_message(
     assert info.value.status == 404
 
 
+# A wrong base_url meets a proxy's or gateway's 404. Taken for a missing callback, code
+# that reads NotFoundError as "already deleted" would pass over a delete that never ran.
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"<html><body><h1>404 Not Found</h1></body></html>",
+        b"404: Not Found",
+        b'{"message": "Not Found"}',
+        b'{"error": "404 page not found"}',
+    ],
+)
+def test_check_status_a_bare_404_is_a_missing_endpoint_not_a_missing_callback(
+    body: bytes,
+) -> None:
+    with pytest.raises(ConvosoAPIError, match="check base_url") as info:
+        proto.check_status(proto.DELETE, 404, {}, body, NOW)
+    assert type(info.value) is ConvosoAPIError
+    assert info.value.status == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"success": false, "code": 6074, "error": "Not Found"}',
+        b'{"success": false, "error": "Callback not found"}',
+        b'{"code": "6038", "text": "not found"}',
+    ],
+)
+def test_check_status_a_404_naming_a_missing_callback_is_not_found(body: bytes) -> None:
+    with pytest.raises(NotFoundError) as info:
+        proto.check_status(proto.DELETE, 404, {}, body, NOW)
+    assert info.value.status == 404
+
+
 def test_check_status_4xx_keeps_the_vendor_code_from_the_body() -> None:
     body = b'{"success": false, "code": 6026, "text": "Campaign does not exist"}'
     with pytest.raises(InvalidParameterError) as info:
