@@ -213,8 +213,22 @@ def id_text(value: object, name: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     if isinstance(value, str) and value.strip() and value == value.strip():
-        return value
+        return _utf8(value, name)
     raise ValueError(f"{name} must be a non-empty id string or non-negative int, not {value!r}")
+
+
+def _utf8(value: str, name: str) -> str:
+    """``value``, checked to encode as UTF-8: a lone surrogate (half of a character cut
+    in two, as ``json.loads`` keeps it) would fail inside the transport, naming nothing."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"{name} holds a lone surrogate at index {error.start} (a character cut in "
+                "half), which cannot be sent"
+            ) from None
+    return value
 
 
 def recipient_of(value: object) -> Recipient:
@@ -241,7 +255,7 @@ def stage_filter_text(value: object) -> str:
 def _comments(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"comments must be a string, not {type(value).__name__}")
-    return value
+    return _utf8(value, "comments")
 
 
 def zone_text(value: float | str | timedelta) -> str:

@@ -180,6 +180,34 @@ async def test_a_bad_argument_is_a_value_error_before_any_request(
 
 
 @pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        pytest.param(
+            lambda c: c.callbacks.insert(
+                lead_id="1", recipient="system", callback_time=AWARE, comments="hi \ud83d"
+            ),
+            "comments",
+            id="insert-comments",
+        ),
+        pytest.param(lambda c: c.callbacks.update("1", comments="\udc00"), "comments", id="update"),
+        pytest.param(lambda c: c.callbacks.delete("7\ud800"), "callback_id", id="delete"),
+        pytest.param(lambda c: c.callbacks.search_page(lead_id="\ud800"), "lead_id", id="search"),
+    ],
+)  # fmt: skip
+async def test_text_with_a_lone_surrogate_is_named_before_anything_is_counted_or_sent(
+    mock_api: aioresponses, call: Any, name: str
+) -> None:
+    # Half an emoji (json.loads keeps a lone surrogate) cannot be encoded; it used to
+    # fail inside the transport as a UnicodeEncodeError naming no argument, counted sent.
+    mock_api.post(SEARCH_URL, payload={"total": 0, "results": []}, repeat=True)
+    async with make_client() as client:
+        with pytest.raises(ValueError, match=f"{name} holds a lone surrogate"):
+            await call(client)
+        assert client.requests_sent == 0
+    assert sent(mock_api) == 0
+
+
+@pytest.mark.parametrize(
     "kwargs",
     [
         {"limit": 0},
