@@ -21,6 +21,7 @@ from datetime import date
 
 from ._emulator import DEFAULT_AUTH_TOKEN, ConvosoEmulator
 from ._faults import Faults
+from ._store import MAX_ROWS
 
 # The project CLI's exit code for a file or address it cannot use (not imported from it:
 # the emulator never imports the client).
@@ -118,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns 3 when the address cannot be bound; raises ``SystemExit(2)`` on bad arguments.
     """
     args = _parser().parse_args(argv)
-    if args.records < 0 or args.days < 1 or args.latency_ms < 0:
-        _parser().error("--records and --latency-ms must be >= 0, --days >= 1")
+    if not 0 <= args.records <= MAX_ROWS or args.days < 1 or args.latency_ms < 0:
+        _parser().error(f"--records must be 0-{MAX_ROWS}, --latency-ms >= 0, --days >= 1")
     try:
         return asyncio.run(_serve(args))
     except KeyboardInterrupt:  # pragma: no cover - only where signal handlers are unavailable

@@ -31,6 +31,7 @@ from datetime import date, datetime
 from ._store import (
     COMPLETED,
     DISMISSED,
+    MAX_ROWS,
     MINUTES_PER_DAY,
     MISSED,
     NULL_TIME,
@@ -107,6 +108,10 @@ def day_counts(
     """(date ordinal, number of callbacks) per day, in date order."""
     if records < 0 or days < 1:
         raise ValueError("records must be >= 0 and days >= 1")
+    if records > MAX_ROWS:
+        # Checked before any record is drawn: the store would only refuse them once built,
+        # minutes and gigabytes later.
+        raise ValueError(f"the emulator holds at most {MAX_ROWS} callbacks, not {records}")
     hot = {d.toordinal(): n for d, n in (hot_days or {}).items()}
     if any(n < 0 for n in hot.values()):
         raise ValueError("hot_days counts must be >= 0")

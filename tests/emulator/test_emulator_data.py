@@ -11,7 +11,7 @@ from emulator_oracle import callback_moment
 
 from convoso_async.testing import CallbackStore, ConvosoEmulator
 from convoso_async.testing._data import build_store, day_counts
-from convoso_async.testing._store import ID_BASE, Query
+from convoso_async.testing._store import ID_BASE, MAX_ROWS, Query
 
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 CALLBACK_12H = re.compile(r"\d{4}-\d{2}-\d{2} (0[1-9]|1[0-2]):[0-5]\d (AM|PM)")
@@ -88,6 +88,8 @@ def test_hot_days_get_exact_counts() -> None:
         (10, 30, {date(2026, 3, 1): -1}, "must be >= 0"),
         (10, 30, {date(2026, 3, 1): 11}, "more callbacks than records"),
         (10, 1, {date(2026, 3, 1): 5}, "nowhere to put"),
+        # Refused before a record is drawn, not by the store once built (minutes, GiBs).
+        (MAX_ROWS + 1, 30, None, f"at most {MAX_ROWS} callbacks"),
     ],
 )
 def test_day_counts_rejects_impossible_spreads(

@@ -21,8 +21,9 @@ import orjson
 import pytest
 
 import convoso_async.testing as testing
-from convoso_async.testing import ConvosoEmulator
+from convoso_async.testing import ConvosoEmulator, _emulator
 from convoso_async.testing.__main__ import main
+from convoso_async.testing._store import MAX_ROWS
 
 PACKAGE = Path(testing.__file__).parent
 
@@ -226,6 +227,21 @@ def test_cli_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixtur
         main(argv)
     assert exited.value.code == 2
     assert "convoso-async emulator" in capsys.readouterr().err
+
+
+def test_cli_refuses_more_records_than_the_store_holds_before_building_any(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A usage error (2), not minutes of building then a ValueError traceback."""
+
+    def build_store(*args: object, **kwargs: object) -> None:
+        raise AssertionError("started building a store it cannot hold")
+
+    monkeypatch.setattr(_emulator, "build_store", build_store)
+    with pytest.raises(SystemExit) as exited:
+        main(["--records", str(MAX_ROWS + 1), "--port", "0"])
+    assert exited.value.code == 2
+    assert f"--records must be 0-{MAX_ROWS}" in capsys.readouterr().err
 
 
 def test_cli_port_in_use_is_one_line_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
