@@ -21,6 +21,7 @@ checkpoint records so a resumed export can truncate the partial output to it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -62,6 +63,8 @@ class Writer(Protocol):
 
     def close(self) -> None: ...
 
+    def discard(self) -> None: ...
+
 
 #: Line breaks orjson leaves raw in strings (it escapes those below U+0020), as their
 #: UTF-8 bytes and a JSON escape: Unicode-aware line splitters (Python's
@@ -95,6 +98,9 @@ class JsonlWriter:
 
     def close(self) -> None:
         self._handle.flush()
+
+    def discard(self) -> None:
+        """The export failed: nothing to release (the caller owns the handle)."""
 
 
 class _Utf8:
@@ -133,6 +139,9 @@ class CsvWriter:
 
     def close(self) -> None:
         self._handle.flush()  # the caller owns (and closes) the handle
+
+    def discard(self) -> None:
+        """The export failed: nothing to release (the caller owns the handle)."""
 
 
 class ParquetWriter:
@@ -188,6 +197,16 @@ class ParquetWriter:
     def close(self) -> None:
         self._write_group()
         self._writer.close()
+
+    def discard(self) -> None:
+        """The export failed: close pyarrow's writer without its buffered rows, before
+        the caller closes the handle. Left open, it closes itself when collected, onto
+        the closed handle: "Exception ignored in ParquetWriter.__del__" and a traceback
+        on stderr after the export's one-line error."""
+        for values in self._columns.values():
+            values.clear()
+        with contextlib.suppress(Exception):  # the output is abandoned; the error stands
+            self._writer.close()
 
 
 def import_pyarrow() -> tuple[Any, Any]:

@@ -410,6 +410,8 @@ async def _run_export(
         writer.close()
         out.commit()
     except BaseException:
+        if writer is not None:
+            writer.discard()
         out.abandon()
         raise
     return written, exports

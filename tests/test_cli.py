@@ -341,6 +341,37 @@ def test_a_failed_export_leaves_no_output_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.jsonl"]
 
 
+@pytest.mark.usefixtures("fast_client")
+def test_a_failed_parquet_export_prints_one_line_and_no_traceback(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # pyarrow's writer, never closed when the export failed, closed itself when collected,
+    # onto the temporary file abandon() had closed: "Exception ignored in:
+    # <function ParquetWriter.__del__>" and a traceback after the one-line error.
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    emu.script([None, None, *["status_503"] * 40])  # the probe, the first page, then 503s
+    argv = ["export", *RANGE, "--format", "parquet", "-o", str(tmp_path / "cb.parquet")]
+    assert cli.main([*argv, "-q", "--page-size", "500"]) == 1
+    gc.collect()
+    assert [u.exc_value for u in unraisable] == []
+    err = capsys.readouterr().err
+    assert err.startswith("error: ServerError: callbacks/search: ")
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+    # A writer whose output already failed (its footer cannot be written) is discarded
+    # without raising over the export's own error.
+    with (tmp_path / "dead.parquet").open("wb") as handle:
+        writer = _writers.ParquetWriter(handle)
+    writer.discard()
+    del writer
+    gc.collect()
+    assert [u.exc_value for u in unraisable] == []
+
+
 def test_an_unwritable_output_is_exit_3(
     emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
