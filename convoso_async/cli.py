@@ -560,7 +560,9 @@ async def _demo_command(args: argparse.Namespace, out: Console, err: Console) ->
         elapsed = time.perf_counter() - started
         stored = len(emulator.store)
         if not args.quiet:  # -q: "no progress bar or summary"
-            out.print(_demo_summary(args.output, written, stored, exports[0], client, elapsed))
+            summary = _demo_summary(args.output, written, stored, exports[0], client, elapsed)
+            # With -o - stdout is the records: the table goes beside the progress bar.
+            (err if args.output == "-" else out).print(summary)
     if written != stored:
         err.print(f"error: exported {written} records but the emulator holds {stored}")
         return EXIT_MISMATCH

@@ -721,6 +721,18 @@ def test_demo_quiet_prints_no_summary(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(out.read_text().splitlines()) == 300
 
 
+def test_demo_to_stdout_keeps_its_summary_out_of_the_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `demo -o -` printed its summary table on stdout after the JSONL records, so the
+    # stream a pipe read was no longer JSONL.
+    assert cli.main(["demo", "--records", "300", "--days", "2", "-o", "-"]) == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(records) == len({r["id"] for r in records}) == 300
+    assert "records exported" in captured.err
+
+
 def test_demo_over_one_day(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
