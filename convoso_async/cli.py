@@ -483,9 +483,13 @@ async def _export_command(args: argparse.Namespace, err: Console) -> int:
             pages = sum(e.pages_fetched for e in exports)
             probes = sum(e.probes for e in exports)
             where = "stdout" if args.output == "-" else args.output
+            # A resumed export's output holds the records of the windows the checkpoint
+            # vouched for too (one export: --checkpoint takes at most one --stage).
+            resumed = exports[0].progress.records_done - written if args.checkpoint else 0
+            before = f" ({resumed:,} of them before the resume)" if resumed > 0 else ""
             # markup=False: a path such as calls[red].jsonl is a name, not a style.
             err.print(
-                f"exported {written:,} callbacks to {where} in {elapsed:.1f}s "
+                f"exported {written + resumed:,} callbacks to {where}{before} in {elapsed:.1f}s "
                 f"({probes} probes, {pages} pages, {client.requests_sent} requests)",
                 markup=False,
                 highlight=False,

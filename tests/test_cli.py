@@ -459,6 +459,31 @@ def test_checkpoint_resume_appends_the_rest_and_skips_completed_windows(
     assert "written for --format jsonl" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("fast_client")
+def test_a_resumed_export_reports_the_records_in_its_output(
+    emu: ConvosoEmulator,
+    checkpointed_csv: tuple[Path, Path, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The closing line counted only the records fetched since the resume ("exported
+    # 2,431 callbacks to cb.csv") for a file holding all 4,000.
+    out, ckpt, argv = checkpointed_csv
+    argv = [*(a for a in argv if a != "-q"), "--concurrency", "1"]
+    monkeypatch.setenv("COLUMNS", "300")  # the line unwrapped
+    emu.script([*[None] * 36, *["status_503"] * 40])
+    assert cli.main(argv) == 1
+    before = json.loads(ckpt.read_text())["records_done"]
+    assert 0 < before < len(emu.store)
+    capsys.readouterr()
+    emu.clear_script()
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    with out.open(newline="") as handle:
+        assert len(list(csv.reader(handle))) - 1 == len(emu.store)
+    assert f"exported {len(emu.store):,} callbacks to {out} ({before:,} of them " in err
+
+
 @pytest.fixture
 def fsync_fails_on(monkeypatch: pytest.MonkeyPatch) -> Any:
     """``fail(path, errno)``: from now on ``os.fsync`` of ``path`` raises that error
