@@ -148,34 +148,75 @@ class ExportWindow:
 class SeenIds:
     """Ids handed out so far, compactly: numeric ids (the API's are auto-increment
     integers) as bits in 64 KiB-id chunks, anything else in a set. 500,000 numeric ids
-    take about 64 KB instead of the ~40 MB a set of strings would."""
+    take about 64 KB instead of the ~40 MB a set of strings would.
+
+    Scattered numbers would cost a chunk (8 KiB) each: 500,000 of them, 4 GB. So when
+    the chunks hold fewer than one id per :data:`_MIN_IDS_PER_KIB` KiB on average
+    (checked as their count doubles, from 64 on), every id moves to the set for good.
+    """
 
     _CHUNK_BITS = 16
+    _CHUNK_BYTES = 1 << (_CHUNK_BITS - 3)
+    #: Below this many ids per KiB of chunks, a set of strings is the smaller store.
+    _MIN_IDS_PER_KIB = 16
+    _FIRST_CHECK = 64
 
     def __init__(self) -> None:
         self._chunks: dict[int, bytearray] = {}
         self._other: set[str] = set()
+        self._dense = True
+        self._next_check = self._FIRST_CHECK
 
     def add(self, callback_id: str) -> bool:
         """Record ``callback_id``; true if it was not seen before."""
-        if callback_id.isascii() and callback_id.isdigit() and len(callback_id) < 19:
+        if (
+            self._dense
+            and callback_id.isascii()
+            and callback_id.isdigit()
+            and len(callback_id) < 19
+        ):
             number = int(callback_id)
             if str(number) == callback_id:  # "007" stays a string: it is not "7"
                 chunk = self._chunks.get(number >> self._CHUNK_BITS)
                 if chunk is None:
-                    chunk = self._chunks[number >> self._CHUNK_BITS] = bytearray(
-                        1 << (self._CHUNK_BITS - 3)
-                    )
-                low = number & ((1 << self._CHUNK_BITS) - 1)
-                mask = 1 << (low & 7)
-                if chunk[low >> 3] & mask:
-                    return False
-                chunk[low >> 3] |= mask
-                return True
+                    chunk = self._new_chunk(number >> self._CHUNK_BITS)
+                if chunk is not None:
+                    low = number & ((1 << self._CHUNK_BITS) - 1)
+                    mask = 1 << (low & 7)
+                    if chunk[low >> 3] & mask:
+                        return False
+                    chunk[low >> 3] |= mask
+                    return True
         if callback_id in self._other:
             return False
         self._other.add(callback_id)
         return True
+
+    def __len__(self) -> int:
+        held = sum(int.from_bytes(chunk).bit_count() for chunk in self._chunks.values())
+        return held + len(self._other)
+
+    def _new_chunk(self, key: int) -> bytearray | None:
+        """A chunk for ``key``, or ``None`` once the ids proved too scattered for chunks."""
+        if len(self._chunks) >= self._next_check:
+            self._next_check *= 2
+            held = len(self) - len(self._other)
+            if held * 1024 < len(self._chunks) * self._CHUNK_BYTES * self._MIN_IDS_PER_KIB:
+                self._to_set()
+                return None
+        chunk = self._chunks[key] = bytearray(self._CHUNK_BYTES)
+        return chunk
+
+    def _to_set(self) -> None:
+        for key, chunk in self._chunks.items():
+            base = key << self._CHUNK_BITS
+            bits = int.from_bytes(chunk, "little")
+            while bits:
+                low = bits & -bits
+                self._other.add(str(base + low.bit_length() - 1))
+                bits ^= low
+        self._chunks.clear()
+        self._dense = False
 
 
 @attrs.frozen

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
+import tracemalloc
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -234,6 +236,36 @@ def test_seen_ids_are_compact_and_exact() -> None:
     assert seen.add(str(10**17))
     assert seen.add("99999999999999999999")
     assert not seen.add("99999999999999999999")
+
+
+def test_seen_ids_that_are_scattered_numbers_stay_small_and_exact() -> None:
+    # 15-digit ids spread at random would each take an 8 KiB chunk: 20,000 of them took
+    # 184 MiB. Past a few chunks the store sees they are sparse and keeps a set instead.
+    rng = random.Random(11)
+    ids = [str(rng.randrange(10**14, 10**15)) for _ in range(20_000)]
+    seen = SeenIds()
+    tracemalloc.start()
+    try:
+        assert all(seen.add(i) for i in ids)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+    assert not any(seen.add(i) for i in ids)  # those held in chunks before the move too
+    assert len(seen) == len(ids)
+    assert seen.add("007")
+    assert seen.add("7")
+    assert not seen.add("7")
+
+
+def test_seen_ids_that_are_dense_keep_their_chunks_despite_outliers() -> None:
+    seen = SeenIds()
+    dense = [str(n) for n in range(5_000_000, 5_300_000)]
+    outliers = [str(10**12 + 10**7 * n) for n in range(200)]
+    assert all(seen.add(i) for i in dense + outliers)
+    assert not any(seen.add(i) for i in outliers + dense)
+    assert len(seen) == 300_200
+    assert not seen._other  # the 300,000 dense ids are bits, not strings
 
 
 class Crash(Exception):
