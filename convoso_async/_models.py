@@ -93,6 +93,20 @@ class Callback:
     campaign_name: str | None = None
     extra: Mapping[str, Any] = attrs.field(default=_EMPTY, hash=False)
 
+    # attrs' own pair would hand pickle ``extra`` as the mapping proxy, which it cannot
+    # take: the record then failed pickle and deepcopy (a process pool, a cache). Written
+    # here, attrs leaves them be; ``extra`` travels as a dict and is read-only again after.
+    def __getstate__(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in CALLBACK_FIELDS}
+        state["extra"] = dict(self.extra)
+        return state
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        for name in CALLBACK_FIELDS:
+            object.__setattr__(self, name, state[name])
+        extra = state["extra"]
+        object.__setattr__(self, "extra", MappingProxyType(dict(extra)) if extra else _EMPTY)
+
 
 #: The documented record fields, in the API's order.
 CALLBACK_FIELDS: tuple[str, ...] = tuple(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import datetime
 
 import attrs
 import pytest
 
 from convoso_async import Callback, CallbackPage, Recipient, Stage
+from convoso_async._converter import structure_records
 from convoso_async._models import CALLBACK_FIELDS
 
 from .samples import REFERENCE_RECORD
@@ -157,3 +160,22 @@ def test_next_offset_is_offset_plus_records_received(
 def test_next_offset_counts_records_not_limit_on_a_short_page() -> None:
     page = CallbackPage(offset=0, limit=100, total=2, results=(Callback("1"), Callback("2")))
     assert page.next_offset == 2
+
+
+def test_callbacks_and_pages_pickle_and_deepcopy_with_their_extra_fields() -> None:
+    """A record goes to a worker process or a cache like any value: ``extra`` is a
+    read-only mapping proxy, which pickle cannot take, so it travels as a dict and comes
+    back read-only."""
+    decoded = structure_records([{**REFERENCE_RECORD, "context": {"a": [1, 2]}}])[0]
+    page = CallbackPage(offset=0, limit=20, total=2, results=(decoded, Callback("1")))
+    for clone in (pickle.loads(pickle.dumps(page)), copy.deepcopy(page)):
+        assert clone == page
+        first = clone.results[0]
+        assert type(first) is Callback
+        assert dict(first.extra) == {"context": {"a": [1, 2]}}
+        assert hash(first) == hash(decoded)
+        with pytest.raises(TypeError):
+            first.extra["x"] = 1  # type: ignore[index]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            first.id = "2"  # type: ignore[misc]
+        assert clone.results[1].extra == {}
