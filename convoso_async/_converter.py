@@ -274,9 +274,9 @@ def _structure_slow(record: Any) -> Callback:
         text(get("list_id")),
         text(get("campaign_id")),
         text(get("status")),
-        parse_time(get("created_at")),
+        _stamp(get("created_at")),  # as the fast paths read it (fromisoformat first)
         parse_time(get("callback_time")),
-        parse_time(get("modified_at")),
+        _stamp(get("modified_at")),
         text(get("user")),
         _recipient(get("recipient")),
         text(get("comments")),

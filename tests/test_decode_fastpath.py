@@ -220,3 +220,19 @@ def test_a_memo_that_will_not_store_sends_the_slice_record_by_record(
     monkeypatch.setattr(_converter, "_stage", unstored)
     records = [{**DOCUMENTED, "stage": "NEVER_SEEN_STAGE"}]
     assert structure_records(records)[0].stage == "NEVER_SEEN_STAGE"
+
+
+@pytest.mark.parametrize("field", ["created_at", "modified_at"])
+@pytest.mark.parametrize("separator", ["\u00a0", "\u00e9"])
+def test_a_stamp_reads_the_same_whether_or_not_its_record_has_an_extra_field(
+    field: str, separator: str
+) -> None:
+    """``fromisoformat`` takes any one character between date and time; the fast paths
+    read stamps with it, so the record path must too, or a page's fate hung on whether
+    some record carried an undocumented field."""
+    plain = {**DOCUMENTED, field: f"2026-03-03{separator}10:00:00"}
+    extra = {**plain, "context": "x"}
+    assert _structure_callback(dict(extra)) == attrs.evolve(
+        _structure_callback(dict(plain)), extra={"context": "x"}
+    )
+    assert structure_records([plain, extra])[1] == _structure_slow(extra)
