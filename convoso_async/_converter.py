@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import operator
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -41,6 +42,8 @@ from ._models import _EMPTY, CALLBACK_FIELDS, Callback, Recipient, Stage
 _MISSING: Final = object()
 _TIME_CACHE_MAX: Final = 100_000
 _TIME_CACHE: dict[object, datetime | None] = {None: None}
+#: An ISO 8601 zone at the end of a time: ``Z``, ``+05:30``, ``-0800`` or ``+05``.
+_ZONE_SUFFIX: Final = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$", re.ASCII)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -60,11 +63,12 @@ def parse_time(value: object) -> datetime | None:
 
 def _is_zero_date(text: str) -> bool:
     """MySQL's "never set" in any spelling: ``0000-00-00T00:00:00``, with fractions of
-    a second, or as a 12-hour ``0000-00-00 12:00 AM``. Nothing but zeros after the date
-    (a 12-hour clock's midnight included); any other time on a zero date is an error."""
+    a second, a zone (``Z``, ``-0800``, ``+00:00``), or as a 12-hour ``0000-00-00 12:00
+    AM``. Nothing but zeros after the date (a 12-hour clock's midnight included); any
+    other time on a zero date is an error."""
     if not text.startswith("0000-00-00"):
         return False
-    clock = text[10:].upper()
+    clock = _ZONE_SUFFIX.sub("", text[10:].upper(), count=1)
     if clock.endswith("AM"):  # 12:00 AM is midnight; a 24-hour 12:00 is noon
         clock = clock.removesuffix("AM").replace("12:00", "00:00", 1)
     return not clock.strip("0:.T ")

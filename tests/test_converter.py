@@ -252,6 +252,8 @@ def test_null_fields_are_none() -> None:
         *("", "  ", None, "0000-00-00 00:00:00", "0000-00-00", "0000-00-00 00:00"),
         # MySQL's zero date as other writers spell it
         *("0000-00-00T00:00:00", "0000-00-00 00:00:00.000000", "0000-00-00 12:00 AM"),
+        # and in ISO 8601 with a zone, as the live API writes times on other endpoints
+        *("0000-00-00T00:00:00Z", "0000-00-00T00:00:00-0800", "0000-00-00 00:00:00+00:00"),
     ],
 )
 @pytest.mark.parametrize("field", ["created_at", "modified_at", "callback_time"])
@@ -260,7 +262,11 @@ def test_never_set_times_are_none(field: str, value: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["0000-00-00 12:00 PM", "0000-00-00 12:00:00", "0000-00-00 12:00", "0000-00-00 00:01"]
+    "text",
+    [
+        *("0000-00-00 12:00 PM", "0000-00-00 12:00:00", "0000-00-00 12:00", "0000-00-00 00:01"),
+        *("0000-00-00T12:00:00Z", "0000-00-00T00:01:00+05:30"),
+    ],
 )
 def test_a_zero_date_with_a_time_other_than_midnight_is_not_a_time(text: str) -> None:
     # Only a 12-hour clock's 12:00 AM is midnight; 24-hour 12:00 is noon, so not "never set".
