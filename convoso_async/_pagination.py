@@ -553,8 +553,11 @@ class _Chunk:
     def page(self, results: list[Callback]) -> CallbackPage:
         """The page this slice ends, holding ``results``: its records, minus duplicates."""
         body = self.body
-        # The server's offset, unless records were left out of the page.
-        offset = body.offset if len(results) == len(body) else self.page_start
+        # The server's offset, unless records were left out of the page: then the one
+        # that makes the page's next_offset the walk's (``end``). Past a skip or before
+        # a max_items cut that is page_start; past a duplicate dropped by drift (at the
+        # head of the page: a record pushed over from the last one), the next record's.
+        offset = body.offset if len(results) == len(body) else self.end - len(results)
         return CallbackPage(offset, body.limit, body.total, tuple(results))
 
 

@@ -623,3 +623,22 @@ def test_invalid_arguments_raise_before_any_request(kwargs: dict[str, int], mess
     with pytest.raises(ValueError, match=message):
         CallbackSearch(source.fetch, **kwargs)
     assert source.requests == []
+
+
+async def test_pages_view_page_next_offset_is_the_resume_point_past_a_dropped_duplicate() -> None:
+    """A page that lost a duplicate to drift still says where it ends: its records sit
+    past the dropped one, so its ``next_offset`` is the walk's, not one short of it
+    (resuming from that would hand a record over twice)."""
+    source = PageSource(30)
+
+    def insert_at_front(offset: int) -> None:
+        if offset == 10 and len(source.records) == 30:
+            source.records.insert(0, Callback(id="new"))  # page 2 now repeats record 9
+
+    source.before_answer = insert_at_front
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=1)
+    seen: list[tuple[int, int, int]] = []
+    async for page in pager.pages():
+        seen.append((page.offset, page.next_offset, pager.next_offset))
+    assert seen[1] == (11, 20, 20)  # records 10..18 of old, at positions 11..19
+    assert all(page_next == walk_next for _, page_next, walk_next in seen)
