@@ -426,9 +426,11 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "inf" or "nan" would hand a caller sleeping on the hint a wait without end
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, OverflowError):  # a year too big for a C int overflows
@@ -671,13 +673,22 @@ def decode_callback_id(endpoint: str, payload: Mapping[str, Any], fallback: str 
     candidates = [data.get("callback_id"), data.get("id")] if isinstance(data, dict) else []
     candidates += [payload.get("callback_id"), payload.get("id")]
     for value in candidates:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 657.0 is "657", as in a search record
         # By the rules an id sent is checked by, so the id returned can be passed back.
         try:
             return id_text(value, "callback_id")
         except ValueError:
             continue  # absent, empty or not an id: try the next place
-    if fallback is not None and _affirms_success(payload):
-        return fallback
+    if _affirms_success(payload):
+        if fallback is not None:
+            return fallback
+        # The write was done: say so, or a caller may insert the callback again.
+        raise MalformedResponseError(
+            "the server reports success but its answer carries no readable callback_id: "
+            "the callback was most likely created, so do not send it again blindly",
+            endpoint=endpoint,
+        )
     raise MalformedResponseError("the answer carries no callback_id", endpoint=endpoint)
 
 

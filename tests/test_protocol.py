@@ -935,6 +935,9 @@ def test_a_body_behind_a_byte_order_mark_is_read_as_json() -> None:
         ("", None),
         ("soon", None),
         ("Thu, 05 Mar 2026 12:01:00 -0000", None),  # RFC 2822 "unknown zone": naive
+        ("inf", None),  # a caller sleeping on the hint would never wake
+        ("1e400", None),
+        ("NaN", None),
     ],
 )
 def test_retry_after_seconds(value: str | None, seconds: float | None) -> None:
@@ -953,6 +956,7 @@ def test_retry_after_seconds(value: str | None, seconds: float | None) -> None:
         {"success": True, "callback_id": "657"},
         {"success": True, "id": 657},
         {"success": True, "data": {"callback_id": ""}, "id": "657"},
+        {"success": True, "data": {"callback_id": 657.0}},  # as a search record reads it
     ],
 )
 def test_decode_callback_id_finds_the_id(payload: dict[str, object]) -> None:
@@ -1112,6 +1116,16 @@ def test_decode_callback_id_uses_the_fallback_for_update() -> None:
 def test_decode_callback_id_without_an_id_is_malformed(payload: dict[str, object]) -> None:
     with pytest.raises(MalformedResponseError, match="callback_id"):
         proto.decode_callback_id(proto.INSERT, payload, None)
+
+
+def test_an_insert_answered_success_without_an_id_says_it_was_likely_created() -> None:
+    # A caller told only "malformed" might insert again, and the customer be dialled twice.
+    with pytest.raises(MalformedResponseError, match="most likely created") as info:
+        proto.decode_callback_id(proto.INSERT, {"success": True, "data": {}}, None)
+    assert not info.value.retryable
+    with pytest.raises(MalformedResponseError) as failed:
+        proto.decode_callback_id(proto.INSERT, {"data": []}, None)
+    assert "most likely created" not in str(failed.value)
 
 
 # --- exceptions --------------------------------------------------------------------------
