@@ -94,7 +94,7 @@ class JsonlWriter:
         self._handle.write(line + b"\n")
 
     def flush(self) -> int:
-        return _durable(self._handle)
+        return durable(self._handle)
 
     def close(self) -> None:
         self._handle.flush()
@@ -135,7 +135,7 @@ class CsvWriter:
         self._csv.writerow(row)
 
     def flush(self) -> int:
-        return _durable(self._handle)
+        return durable(self._handle)
 
     def close(self) -> None:
         self._handle.flush()  # the caller owns (and closes) the handle
@@ -192,7 +192,7 @@ class ParquetWriter:
 
     def flush(self) -> int:
         self._write_group()
-        return _durable(self._handle)
+        return durable(self._handle)
 
     def close(self) -> None:
         self._write_group()
@@ -241,7 +241,7 @@ _FSYNC_UNSUPPORTED = frozenset(
 )
 
 
-def _durable(handle: IO[bytes]) -> int:
+def durable(handle: IO[bytes]) -> int:
     """Flush ``handle`` to the OS (and disk, for a real file); return its size so far."""
     handle.flush()
     try:

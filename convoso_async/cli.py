@@ -45,7 +45,7 @@ from ._client import ConvosoClient
 from ._errors import ConvosoError
 from ._export import CallbackExport, ExportProgress, ExportWindow, SeenIds
 from ._models import Recipient, Stage
-from ._writers import FORMATS, Writer, open_writer
+from ._writers import FORMATS, Writer, durable, open_writer
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_OUTPUT, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a process the signal ended
@@ -296,9 +296,13 @@ class _Output:
         if self.stdout:
             self.handle.flush()
             return
+        # On disk before the rename, and the rename after it: a power cut must leave the
+        # old file or the whole new one under the target name, never a truncated one.
+        durable(self.handle)
         self.handle.close()
         assert self.partial is not None
         os.replace(self.partial, self.target)
+        _sync_directory(self.target.parent)
         if self._checkpoint is not None:
             # Complete and in place: a rerun with this path starts a new export.
             self._checkpoint.unlink(missing_ok=True)
@@ -312,6 +316,29 @@ class _Output:
         if not self._stable:  # a checkpointed partial is kept for the rerun
             with contextlib.suppress(OSError):
                 self.partial.unlink()
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable, where the system can (POSIX; not all
+    file systems let a directory be opened or synced)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # the rename is done; only its durability across a power cut is unsure
+    finally:
+        os.close(fd)
+
+
+def _checkpoint_place(checkpoint: Path) -> None:
+    """Refuse, before any request, a ``--checkpoint`` that could never be written."""
+    if checkpoint.is_dir():
+        raise ValueError(f"--checkpoint {checkpoint} is a directory")
+    if not checkpoint.parent.is_dir():
+        raise ValueError(f"--checkpoint {checkpoint}: directory {checkpoint.parent} does not exist")
 
 
 def _output_target(output: str) -> Path:
@@ -368,6 +395,7 @@ async def _run_export(
             raise ValueError("--checkpoint needs --format jsonl or csv and an --output file")
         if len(stages) > 1:
             raise ValueError("--checkpoint works with at most one --stage")
+        _checkpoint_place(checkpoint)
     out = _Output(output, checkpoint=checkpoint)
     writer: Writer | None = None
     exports: list[CallbackExport] = []

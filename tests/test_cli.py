@@ -555,7 +555,7 @@ def test_fsync_refused_as_a_special_file_still_vouches_for_the_bytes(
     with path.open("wb") as handle:
         handle.write(b"{}\n")
         fsync_fails_on(path, errno.EROFS)
-        assert _writers._durable(handle) == 3
+        assert _writers.durable(handle) == 3
 
 
 def _library_checkpoint(emu: ConvosoEmulator, path: Path) -> None:
@@ -599,6 +599,45 @@ def test_resume_refuses_a_checkpoint_with_done_windows_but_no_output_state(
     assert "remove it to start over" in err
     assert json.loads(ckpt.read_text()) == saved  # the resume point is kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.ckpt"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_the_output_is_on_disk_before_its_rename_and_the_rename_after(
+    emu: ConvosoEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # Renamed without a sync, a power cut could leave a truncated file under the name.
+    events: list[tuple[str, int]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def synced(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def renamed(src: Any, dst: Any) -> None:
+        events.append(("replace", os.stat(src).st_ino))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", synced)
+    monkeypatch.setattr(os, "replace", renamed)
+    out = tmp_path / f"cb.{fmt}"
+    assert cli.main(["export", *RANGE, "--format", fmt, "-o", str(out), "-q"]) == 0
+    file, directory = out.stat().st_ino, tmp_path.stat().st_ino
+    assert ("replace", file) in events
+    rename = events.index(("replace", file))
+    assert ("fsync", file) in events[:rename]
+    assert ("fsync", directory) in events[rename:]
+
+
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_any_request(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was found only after the planning requests, leaving an empty .partial behind.
+    out = tmp_path / "cb.jsonl"
+    for ckpt in (tmp_path / "no-such-dir" / "cb.ckpt", tmp_path):
+        assert cli.main(["export", *RANGE, "-o", str(out), "--checkpoint", str(ckpt)]) == 2
+        assert "--checkpoint" in capsys.readouterr().err
+    assert emu.requests == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_output_that_is_a_directory_is_refused_before_any_request(
