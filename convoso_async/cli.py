@@ -516,11 +516,13 @@ async def _export_command(args: argparse.Namespace, err: Console) -> int:
             resumed = exports[0].progress.records_done - written if args.checkpoint else 0
             before = f" ({resumed:,} of them before the resume)" if resumed > 0 else ""
             # markup=False: a path such as calls[red].jsonl is a name, not a style.
+            # soft_wrap: one line in a log, not broken at rich's 80 columns off a terminal.
             err.print(
                 f"exported {written + resumed:,} callbacks to {where}{before} in {elapsed:.1f}s "
                 f"({probes} probes, {pages} pages, {client.requests_sent} requests)",
                 markup=False,
                 highlight=False,
+                soft_wrap=True,
             )
     return EXIT_OK
 
@@ -567,6 +569,7 @@ async def _demo_command(args: argparse.Namespace, out: Console, err: Console) ->
             f"building {args.records:,} synthetic callbacks over {args.days} "
             f"{'day' if args.days == 1 else 'days'}{crowded} ...",
             highlight=False,
+            soft_wrap=True,
         )
     emulator = ConvosoEmulator(
         args.records, seed=args.seed, start_date=start, days=args.days, hot_days=hot_days

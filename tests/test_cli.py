@@ -108,6 +108,17 @@ def test_export_jsonl_iso_times_enum_strings_and_extra_fields(
     assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]  # no temporary left
 
 
+def test_the_closing_line_stays_one_line_in_a_log(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Off a terminal rich broke it at 80 columns, splitting a long path across lines.
+    out = tmp_path / ("a-rather-long-directory-name-for-exports-" * 2) / "callbacks.jsonl"
+    out.parent.mkdir()
+    assert cli.main(["export", *RANGE, "-o", str(out)]) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"exported 4,000 callbacks to {out} in ")
+
+
 def test_export_jsonl_escapes_unicode_line_breaks(
     emu: ConvosoEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
