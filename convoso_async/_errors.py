@@ -6,8 +6,9 @@
     ├── ConvosoAPIError              the server answered, and the answer is a failure
     │   │                            (a 3xx redirect, never followed, raises it as is)
     │   ├── AuthenticationError      invalid token, HTTP 401/403
-    │   ├── NotFoundError            6074 and "... not found"
-    │   ├── InvalidParameterError    6006, 6026, 6031, 6042, 6070-6073, bad stage/time/zone
+    │   ├── NotFoundError            6001, 6038, 6074 and "... not found"
+    │   ├── InvalidParameterError    6006, 6023, 6026, 6031, 6042, 6070-6073, 7230, 7231,
+    │   │                            7237, 7258, "Invalid ..." (bad stage/time/zone)
     │   ├── RateLimitError           HTTP 429, once retries are spent
     │   └── ServerError              HTTP 5xx, once retries are spent
     ├── MalformedResponseError       the body is not the documented JSON

@@ -261,6 +261,14 @@ def test_never_set_times_are_none(field: str, value: str | None) -> None:
     assert getattr(one({field: value}), field) is None
 
 
+def test_an_empty_text_field_stays_empty_unlike_an_empty_time() -> None:
+    # "" is "never set" only for a time; a text field keeps what the server sent.
+    record = one({"comments": "", "user": "", "campaign_name": None, "callback_time": ""})
+    assert (record.comments, record.user) == ("", "")
+    assert record.campaign_name is None
+    assert record.callback_time is None
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -967,6 +967,9 @@ def test_callback_id_answer_reads_a_body() -> None:
     body = b'{"success": true, "data": {"callback_id": 657}}'
     assert proto.callback_id_answer(proto.INSERT, body) == "657"
     assert proto.callback_id_answer(proto.UPDATE, b'{"success": true}', "9999") == "9999"
+    # No flag, but the id: a write the answer says was done (README, "Endpoints").
+    assert proto.callback_id_answer(proto.INSERT, b'{"callback_id": "657"}') == "657"
+    assert proto.callback_id_answer(proto.UPDATE, b'{"id": 657}', "9999") == "657"
     with pytest.raises(NotFoundError):
         proto.callback_id_answer(proto.INSERT, b'{"success": false, "code": 6001}')
     with pytest.raises(MalformedResponseError):
