@@ -531,13 +531,14 @@ class Callbacks:
         merged, a day beyond the cap split by stage and then recipient, partitions checked
         to add up) that partition it, days and parts probed empty included; each window
         is walked by :meth:`search`, ``concurrency`` windows at a time (default
-        ``max_concurrency // 4``). Records come window by window, in date
+        ``max_concurrency // 4``, at least 1). Records come window by window, in date
         order; ids are de-duplicated across windows. Memory stays bounded: one page per
         window is queued between the walkers and you.
 
         Cost: 1 probe (a ``limit=1`` search) when the whole range fits the cap; otherwise
         1 + one per day + 4 per day beyond the cap (+1 ``MISSED`` probe if the four stages
-        fall short, +2 per stage still beyond the cap). Then ``ceil(total / page_size)``
+        fall short, +2 per stage still beyond the cap; with a ``stage`` filter, a day
+        beyond the cap is split by recipient: 2 per day). Then ``ceil(total / page_size)``
         page requests per window, one for a window probed empty (``page_size`` defaults to
         5000), plus retries.
 

@@ -145,6 +145,8 @@ async def test_a_fixed_stage_is_split_by_recipient(huge: ConvosoEmulator) -> Non
         export = client.callbacks.export(HOT, HOT, stage="PENDING")
         assert export.windows == []  # planned only when iterated
         ids = {c.id async for c in export}
+    # The documented cost: the range, its one day, then 2 recipient probes (not 4 stages).
+    assert export.probes == 1 + 1 + 2
     assert {w.recipient for w in export.windows} == {"System", "Personal"}
     assert all(w.stage is None for w in export.windows)
     assert len(ids) == sum(w.total for w in export.windows) > REACHABLE
@@ -196,6 +198,14 @@ async def test_windows_run_concurrently_within_the_client_limit(big: ConvosoEmul
         big.faults = None
     assert count == 70_000
     assert 2 <= peak <= 3
+
+
+@pytest.mark.parametrize(("max_concurrency", "windows"), [(1, 1), (3, 1), (8, 2), (20, 5)])
+def test_the_default_window_concurrency_is_a_quarter_of_the_client_at_least_one(
+    max_concurrency: int, windows: int
+) -> None:
+    client = ConvosoClient("t", base_url="https://api.example/v1", max_concurrency=max_concurrency)
+    assert client.callbacks.export(START, END).concurrency == windows
 
 
 async def test_ids_are_deduplicated_across_windows() -> None:
