@@ -390,6 +390,17 @@ def test_an_unwritable_output_is_exit_3(
     assert capsys.readouterr().err.startswith("error: FileNotFoundError: ")
 
 
+def test_an_unreadable_checkpoint_is_exit_3_before_any_request(
+    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cb.jsonl"
+    argv = ["export", *RANGE, "-o", str(out), "--checkpoint", str(tmp_path), "-q"]
+    assert cli.main(argv) == 3
+    assert capsys.readouterr().err.startswith("error: IsADirectoryError: ")
+    assert emu.requests == []
+    assert sorted(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def umask_027() -> Iterator[None]:
     previous = os.umask(0o027)
