@@ -284,6 +284,17 @@ def _saved_progress(
         raise damaged(f"{type(exc).__name__}: {exc}") from None
     if not done <= set(range(len(windows))) or records_done < 0:
         raise damaged("its completed windows do not match its plan")
+    for window in windows:
+        # Checked as the window's search will check them, or the export fails partway.
+        try:
+            if window.start > window.end:
+                raise ValueError(f"window {window} ends before it starts")
+            if window.stage is not None:
+                proto.stage_filter_text(window.stage)
+            if window.recipient is not None:
+                proto.recipient_of(window.recipient)
+        except ValueError as exc:
+            raise damaged(str(exc)) from None
     if not isinstance(saved.get("state"), dict | None):  # it becomes resume_state
         raise damaged("its state is not an object")
     return windows, done, records_done

@@ -400,6 +400,10 @@ async def test_keep_checkpoint_leaves_the_completed_checkpoint_for_the_caller(
         (lambda saved: saved.update(done=[len(saved["windows"])]), "do not match its plan"),
         # resume_state is a Mapping or None: a list here was an AttributeError in the CLI.
         (lambda saved: saved.update(state=["jsonl", 10]), "its state is not an object"),
+        # A window its search would refuse failed the export partway, after other requests.
+        (lambda saved: saved["windows"][-1].update(stage="SOON"), "stage must be one of"),
+        (lambda saved: saved["windows"][-1].update(recipient="all"), "recipient must be"),
+        (lambda saved: saved["windows"][-1].update(end="2000-01-01"), "ends before it starts"),
     ],
 )
 async def test_a_damaged_checkpoint_is_refused_before_any_request(
