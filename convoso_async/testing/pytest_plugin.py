@@ -13,7 +13,8 @@ Configure the emulator per test with the constructor's keywords::
 Works in pytest-asyncio's ``auto`` and ``strict`` modes (in strict mode mark the test
 ``@pytest.mark.asyncio`` as usual). The fixture runs on the loop pytest-asyncio gives
 async fixtures (``asyncio_default_fixture_loop_scope``): a test on a wider loop
-(``loop_scope="module"``) needs that option set to its scope, or it waits forever.
+(``loop_scope="module"``) needs that option set to its scope, or its requests wait on a
+server whose loop is not running until the client's timeout ends them.
 """
 
 from __future__ import annotations
