@@ -84,17 +84,21 @@ def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> No
     group.add_argument("--list-id")
     group.add_argument("--user-id")
     group.add_argument("--lead-id")
-    group.add_argument("--recipient", choices=[r.filter_value for r in Recipient])
+    # Any case, as the library takes them: --stage pending, --recipient system.
+    group.add_argument(
+        "--recipient", type=str.capitalize, choices=[r.filter_value for r in Recipient]
+    )
     stages = [s.value for s in Stage] + ["MISSED"]
     if many_stages:
         group.add_argument(
             "--stage",
             action="append",
+            type=str.upper,
             choices=stages,
             help="repeat for several stages (each exported once, one after the other)",
         )
     else:
-        group.add_argument("--stage", choices=stages)
+        group.add_argument("--stage", type=str.upper, choices=stages)
 
 
 def _output_options(
@@ -318,6 +322,10 @@ class _Output:
                 self.partial.unlink()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def _sync_directory(directory: Path) -> None:
     """Make a rename in ``directory`` durable, where the system can (POSIX; not all
     file systems let a directory be opened or synced)."""
@@ -519,7 +527,8 @@ async def _export_command(args: argparse.Namespace, err: Console) -> int:
             # soft_wrap: one line in a log, not broken at rich's 80 columns off a terminal.
             err.print(
                 f"exported {written + resumed:,} callbacks to {where}{before} in {elapsed:.1f}s "
-                f"({probes} probes, {pages} pages, {client.requests_sent} requests)",
+                f"({_count(probes, 'probe')}, {_count(pages, 'page')}, "
+                f"{_count(client.requests_sent, 'request')})",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,

@@ -104,7 +104,9 @@ def test_export_jsonl_iso_times_enum_strings_and_extra_fields(
     assert any(r["modified_at"] is None for r in records)  # null for none
     assert {r["stage"] for r in records} >= {"PAST_DUE", "DISMISSED", "MISSED"}
     assert {r["recipient"] for r in records} >= {"system", "personal", "USERONLY"}
-    assert "exported 4,000 callbacks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "exported 4,000 callbacks" in err
+    assert "(1 probe, 1 page, " in err  # not "1 probes": the 30 days are under the cap
     assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]  # no temporary left
 
 
@@ -391,14 +393,27 @@ def test_an_unwritable_output_is_exit_3(
 
 
 def test_an_unreadable_checkpoint_is_exit_3_before_any_request(
-    emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "cb.jsonl"
-    argv = ["export", *RANGE, "-o", str(out), "--checkpoint", str(tmp_path), "-q"]
+    ckpt = tmp_path / "cb.ckpt"
+    ckpt.write_text("{}")
+    read_text = Path.read_text
+
+    def refused(path: Path, *args: Any, **kwargs: Any) -> str:
+        if path == ckpt:  # as for a file of another user (the tests may run as root)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    argv = ["export", *RANGE, "-o", str(out), "--checkpoint", str(ckpt), "-q"]
     assert cli.main(argv) == 3
-    assert capsys.readouterr().err.startswith("error: IsADirectoryError: ")
+    assert capsys.readouterr().err.startswith("error: PermissionError: ")
     assert emu.requests == []
-    assert sorted(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.ckpt"]
 
 
 @pytest.fixture
@@ -745,11 +760,17 @@ def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
     assert sorted(p.name for p in out.parent.iterdir()) == ["cb.csv"]
 
 
+@pytest.mark.parametrize(("stage", "recipient"), [("PENDING", "System"), ("pending", "SYSTEM")])
 def test_search_prints_a_table(
-    emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    emu: ConvosoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stage: str,
+    recipient: str,
 ) -> None:
+    # Any case, as the library takes them: a lowercase stage was a usage error.
     monkeypatch.setenv("COLUMNS", "200")
-    argv = ["search", "--stage", "PENDING", "--recipient", "System", "--limit", "5"]
+    argv = ["search", "--stage", stage, "--recipient", recipient, "--limit", "5"]
     assert cli.main([*argv, "--start-date", "2026-03-01", "--end-date", "2026-03-30"]) == 0
     out = capsys.readouterr().out
     matching = [
