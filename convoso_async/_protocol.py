@@ -379,10 +379,11 @@ def check_status(
         raise AuthenticationError(message, code=code, endpoint=endpoint, status=status)
     if status >= 500:
         raise ServerError(message, code=code, endpoint=endpoint, status=status)
-    if status == 404 and code is None and _BARE_NOT_FOUND.fullmatch(message):
+    if status == 404 and code in (None, 404) and _BARE_NOT_FOUND.fullmatch(message):
         # A bare "Not Found" (a proxy's or gateway's, or no text at all) is a missing
         # endpoint, not a missing callback: a NotFoundError here would let code that
-        # reads it as "already deleted" pass over a delete that never ran.
+        # reads it as "already deleted" pass over a delete that never ran. A code of 404
+        # is a gateway echoing the status, not a vendor code (5001, 6xxx, 7xxx).
         raise ConvosoAPIError(
             f"{message}: the endpoint was not found; check base_url",
             endpoint=endpoint,

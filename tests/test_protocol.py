@@ -852,6 +852,10 @@ def test_check_status_other_4xx_is_classified_by_message(
         b"404: Not Found",
         b'{"message": "Not Found"}',
         b'{"error": "404 page not found"}',
+        # A gateway echoing the status as its code: 404 is no vendor code (those are 5001,
+        # 6xxx, 7xxx), so the body still names nothing missing.
+        b'{"code": 404, "message": "Not Found"}',
+        b'{"code": "404", "error": "Not Found"}',
     ],
 )
 def test_check_status_a_bare_404_is_a_missing_endpoint_not_a_missing_callback(
