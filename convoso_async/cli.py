@@ -93,12 +93,21 @@ def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> No
         group.add_argument(
             "--stage",
             action="append",
-            type=str.upper,
+            type=_stage_arg,
             choices=stages,
             help="repeat for several stages (each exported once, one after the other)",
         )
     else:
-        group.add_argument("--stage", type=str.upper, choices=stages)
+        group.add_argument("--stage", type=_stage_arg, choices=stages)
+
+
+def _stage_arg(value: str) -> str:
+    """A stage as the library reads it (any case, ``PASTDUE`` for ``PAST_DUE``); any
+    other text as typed in capitals, for argparse's choices to refuse or take."""
+    try:
+        return Stage(value).value
+    except ValueError:
+        return value.upper()
 
 
 def _output_options(

@@ -186,13 +186,27 @@ def test_export_a_repeated_stage_once(
     emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # --stage PENDING --stage PENDING exported every PENDING record twice.
-    argv = ["export", *RANGE, "--stage", "PENDING", "--stage", "MISSED", "--stage", "PENDING"]
+    argv = ["export", *RANGE, "--stage", "PENDING", "--stage", "MISSED", "--stage", "pending"]
     assert cli.main([*argv, "-o", "-", "-q"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids))
     assert [r["stage"] for r in records[:1]] == ["PENDING"]  # in the order first given
     assert {r["stage"] for r in records} == {"PENDING", "MISSED"}
+
+
+def test_export_takes_a_stage_as_the_library_spells_it(
+    emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --stage PASTDUE (a help page's spelling, read by the library) was a usage error.
+    assert cli.main(["export", *RANGE, "--stage", "pastdue", "-o", "-", "-q"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    stages = {i: emu.store.get(i)["stage"] for i in emu.store.ids()}  # type: ignore[index]
+    expected = {i for i, stage in stages.items() if stage.upper() in ("PAST_DUE", "PASTDUE")}
+    assert expected
+    assert {r["id"] for r in records} == expected
+    assert cli.main(["export", *RANGE, "--stage", "SOON", "-o", "-", "-q"]) == 2
+    assert "invalid choice: 'SOON'" in capsys.readouterr().err
 
 
 def test_a_callback_whose_stage_changes_between_stages_is_exported_once(
@@ -760,7 +774,9 @@ def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
     assert sorted(p.name for p in out.parent.iterdir()) == ["cb.csv"]
 
 
-@pytest.mark.parametrize(("stage", "recipient"), [("PENDING", "System"), ("pending", "SYSTEM")])
+@pytest.mark.parametrize(
+    ("stage", "recipient"), [("PENDING", "System"), ("pending", "SYSTEM"), ("Pending", "system")]
+)
 def test_search_prints_a_table(
     emu: ConvosoEmulator,
     monkeypatch: pytest.MonkeyPatch,
