@@ -85,27 +85,32 @@ def _is_loopback(host: str) -> bool:
 class _RateLimiter:
     """Spaces request starts at least ``1 / rate`` seconds apart, smoothing bursts.
 
-    ``sleep`` is the client's: it ends early, raising, when the client is closed.
+    Waiters take the starts in the order they came. ``sleep`` is the client's: it ends
+    early, raising, when the client is closed.
     """
 
     def __init__(self, rate: float, sleep: Sleep) -> None:
         self._interval = 1.0 / rate
         self._next = 0.0
         self._sleep = sleep
+        # First come, first served (asyncio.Lock wakes its waiters in order): woken
+        # together, the first to run took the start, so under load a waiter could lose
+        # it turn after turn, for seconds, to waiters that came after it.
+        self._turns = asyncio.Lock()
 
     async def wait(self) -> None:
         """Return when a request may start; the caller must send it before awaiting anything."""
         loop = asyncio.get_running_loop()
         # The start is claimed only once it has come, never reserved ahead: a waiter that
         # is cancelled while asleep (a timeout, a deadline) must leave no claim behind to
-        # push later requests out. Of waiters woken together, the first claims the start
-        # and the others sleep again until the next.
-        while True:
-            now = loop.time()
-            if now >= self._next:
-                self._next = now + self._interval
-                return
-            await self._sleep(self._next - now)
+        # push later requests out. Only the waiter at the head of the line sleeps.
+        async with self._turns:
+            while True:
+                now = loop.time()
+                if now >= self._next:
+                    self._next = now + self._interval
+                    return
+                await self._sleep(self._next - now)
 
 
 class ConvosoClient:

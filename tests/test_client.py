@@ -798,14 +798,20 @@ async def test_rate_limit_spaces_the_starts_of_calls_queued_for_a_slot(
 
 
 async def _until_asleep_in_the_limiter(client: ConvosoClient, sleepers: int) -> None:
-    """Yield to the loop until ``sleepers`` calls are asleep in the rate limiter (they wait
-    on the client's close() event); bounded, and no time goes by."""
+    """Yield to the loop until ``sleepers`` calls are waiting in the rate limiter (the one
+    at the head of the line asleep on the client's close() event, the others in line for
+    their turn); bounded, and no time goes by."""
     closing: Any = client._closing
+    line: Any = client._limiter._turns  # type: ignore[union-attr]
+
+    def waiting() -> int:
+        return len(closing._waiters or ()) + len(line._waiters or ())
+
     for _ in range(1000):
-        if len(closing._waiters or ()) >= sleepers:
+        if waiting() >= sleepers:
             return
         await asyncio.sleep(0)
-    raise AssertionError(f"{len(closing._waiters or ())} calls reached the limiter, not {sleepers}")
+    raise AssertionError(f"{waiting()} calls reached the limiter, not {sleepers}")
 
 
 async def test_cancelled_calls_waiting_on_the_rate_limit_do_not_delay_later_ones(

@@ -219,3 +219,36 @@ async def test_cancelling_an_export_releases_every_connection() -> None:
     )
     assert records == 200
     assert 4 <= requests <= 3 + 4  # probe, 2 pages, at most max_concurrency // 2 hanging
+
+
+# --- the rate limiter under load --------------------------------------------------------
+
+
+async def test_rate_limited_calls_go_out_in_the_order_they_were_made() -> None:
+    """Calls queued on one rate-limited client take their turns first come, first served.
+
+    Every waiter used to sleep until the same next start and the first woken took it, so
+    which call went next was a lottery redrawn at every turn, newcomers included: under
+    sustained load a call could lose it for seconds (2.2 s, against a fair 80 ms, at 200
+    requests/second and 16 slots) while later calls went, holding its slot all along.
+    """
+    emu = ConvosoEmulator(records=100, seed=8)
+    async with (
+        emu,
+        ConvosoClient(
+            emu.auth_token, base_url=emu.base_url, retry=FAST, max_concurrency=8, rate_limit=400
+        ) as client,
+    ):
+        sent: list[int] = []
+        post = client._transport.post
+
+        async def recording_post(endpoint: str, form: Any, time_left: float | None = None) -> Any:
+            sent.append(int(form["offset"]))
+            return await post(endpoint, form, time_left)
+
+        client._transport.post = recording_post  # type: ignore[method-assign]
+        calls = [client.callbacks.search_page(offset=i, limit=1) for i in range(80)]
+        pages = await asyncio.gather(*calls)
+    assert [page.offset for page in pages] == list(range(80))
+    assert sent == list(range(80))  # none overtaken by a call made after it
+    assert len(emu.requests) == client.requests_sent == 80
