@@ -221,6 +221,55 @@ async def test_cancelling_an_export_releases_every_connection() -> None:
     assert 4 <= requests <= 3 + 4  # probe, 2 pages, at most max_concurrency // 2 hanging
 
 
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+async def test_a_walk_cancelled_while_a_page_hangs_resumes_from_next_offset(how: str) -> None:
+    """A web handler's ``asyncio.timeout()`` (or a cancelled task) ends a walk while it
+    waits for a page that hangs: ``next_offset`` is then where a new walk picks up, with
+    no record lost or repeated, as after a break."""
+    emu = ConvosoEmulator(records=700, seed=9, faults=Faults(hang_seconds=10))
+    await emu.start()
+    async with ConvosoClient(
+        emu.auth_token, base_url=emu.base_url, retry=FAST, max_concurrency=8
+    ) as client:
+        full = [cb.id async for cb in client.callbacks.search(page_size=100)]
+        assert len(full) == 700
+        emu.script([None, None, "hang", "hang"])  # pages 0-1 answer, 2-3 hang
+        got: list[str] = []
+        enough = asyncio.Event()
+        pager = client.callbacks.search(page_size=100, concurrency=2)
+
+        async def consume() -> None:
+            async for callback in pager:
+                got.append(callback.id)
+                if len(got) == 200:
+                    enough.set()
+
+        async def consume_until_timed_out() -> None:
+            async with asyncio.timeout(None) as deadline:
+                waiter = asyncio.create_task(enough.wait())
+                waiter.add_done_callback(
+                    lambda _: deadline.reschedule(asyncio.get_running_loop().time())
+                )
+                await consume()
+
+        if how == "cancel":
+            task = asyncio.create_task(consume())
+            await enough.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            with pytest.raises(TimeoutError):
+                await consume_until_timed_out()
+        assert pager.next_offset == 200
+        assert acquired(connector_of(client)) == 0
+        assert client_tasks() == set()
+        rest = [cb.id async for cb in client.callbacks.search(page_size=100, offset=200)]
+    await emu.close()
+    assert got + rest == full  # nothing lost, nothing twice
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
 # --- the rate limiter under load --------------------------------------------------------
 
 
