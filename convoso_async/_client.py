@@ -95,7 +95,7 @@ class _RateLimiter:
         self._sleep = sleep
         # First come, first served (asyncio.Lock wakes its waiters in order): woken
         # together, the first to run took the start, so under load a waiter could lose
-        # it turn after turn, for seconds, to waiters that came after it.
+        # its turn after turn, for seconds, to waiters that came after it.
         self._turns = asyncio.Lock()
 
     async def wait(self) -> None:
