@@ -80,13 +80,16 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
 
 def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> None:
     group = parser.add_argument_group("filters")
-    group.add_argument("--campaign-id")
-    group.add_argument("--list-id")
-    group.add_argument("--user-id")
-    group.add_argument("--lead-id")
+    group.add_argument("--campaign-id", help="only this campaign's callbacks")
+    group.add_argument("--list-id", help="only this list's callbacks")
+    group.add_argument("--user-id", help="only this agent's callbacks")
+    group.add_argument("--lead-id", help="only this lead's callbacks")
     # Any case, as the library takes them: --stage pending, --recipient system.
     group.add_argument(
-        "--recipient", type=str.capitalize, choices=[r.filter_value for r in Recipient]
+        "--recipient",
+        type=str.capitalize,
+        choices=[r.filter_value for r in Recipient],
+        help="system (auto-dialled) or personal (an agent's reminder), any case",
     )
     stages = [s.value for s in Stage] + ["MISSED"]
     if many_stages:
@@ -95,10 +98,10 @@ def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> No
             action="append",
             type=_stage_arg,
             choices=stages,
-            help="repeat for several stages (each exported once, one after the other)",
+            help="any case; repeat for several (each exported once, one after the other)",
         )
     else:
-        group.add_argument("--stage", type=_stage_arg, choices=stages)
+        group.add_argument("--stage", type=_stage_arg, choices=stages, help="any case")
 
 
 def _stage_arg(value: str) -> str:
@@ -127,10 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="every callback between two dates, past the 55,000 cap, to a file"
     )
-    export.add_argument("--start-date", type=_date, required=True)
-    export.add_argument("--end-date", type=_date, required=True)
+    export.add_argument("--start-date", type=_date, required=True, help="YYYY-MM-DD, inclusive")
+    export.add_argument("--end-date", type=_date, required=True, help="YYYY-MM-DD, inclusive")
     _filter_options(export, many_stages=True)
-    export.add_argument("--format", choices=FORMATS, default="jsonl")
+    export.add_argument("--format", choices=FORMATS, default="jsonl", help="default: jsonl")
     export.add_argument(
         "--output", "-o", required=True, help="file to write, or - for stdout (jsonl/csv)"
     )
@@ -147,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(export)
 
     search = commands.add_parser("search", help="a table of one filtered search")
-    search.add_argument("--start-date", type=_date)
-    search.add_argument("--end-date", type=_date)
+    search.add_argument("--start-date", type=_date, help="YYYY-MM-DD, inclusive")
+    search.add_argument("--end-date", type=_date, help="YYYY-MM-DD, inclusive")
     _filter_options(search, many_stages=False)
     search.add_argument("--limit", type=int, default=20, help="rows (default: 20, max 5000)")
     _connection_options(search)
@@ -162,10 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="export a synthetic store well past the cap from an in-process emulator"
     )
-    demo.add_argument("--records", type=int, default=120_000)
-    demo.add_argument("--days", type=int, default=30)
-    demo.add_argument("--output", "-o", default="callbacks.jsonl")
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument(
+        "--records", type=int, default=120_000, help="synthetic callbacks (default: 120000)"
+    )
+    demo.add_argument(
+        "--days", type=int, default=30, help="days they spread over from 2026-03-01 (default: 30)"
+    )
+    demo.add_argument(
+        "--output",
+        "-o",
+        default="callbacks.jsonl",
+        help="JSONL file (default: callbacks.jsonl), or -",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
     _output_options(demo)
     return parser
 

@@ -7,6 +7,7 @@ test needs several windows without a big store.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import csv
 import errno
@@ -931,6 +932,19 @@ def test_python_dash_m_help() -> None:
     assert done.returncode == 0
     for command in ("export", "search", "emulator", "demo"):
         assert command in done.stdout
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    # demo's four options had no help text, so --help listed them bare.
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    bare = [
+        f"{name} {action.option_strings}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if action.option_strings and not action.help
+    ]
+    assert bare == []
 
 
 def test_module_entry_point_is_the_cli() -> None:
