@@ -101,7 +101,26 @@ def _filter_options(parser: argparse.ArgumentParser, *, many_stages: bool) -> No
             help="any case; repeat for several (each exported once, one after the other)",
         )
     else:
-        group.add_argument("--stage", type=_stage_arg, choices=stages, help="any case")
+        # Repeated, argparse would keep the last without a word: refused in _Once.
+        group.add_argument(
+            "--stage", type=_stage_arg, choices=stages, action=_Once, help="any case; once"
+        )
+
+
+class _Once(argparse.Action):
+    """An option that may be given once: a second one is a usage error, not a silent
+    override (``search --stage PENDING --stage DISMISSED`` searched DISMISSED alone)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} may be given once here")
+        setattr(namespace, self.dest, values)
 
 
 def _stage_arg(value: str) -> str:

@@ -801,6 +801,15 @@ def test_search_prints_a_table(
     assert out.count("PENDING") == 5
 
 
+def test_search_refuses_a_second_stage_rather_than_searching_the_last(
+    emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["search", "--stage", "PENDING", "--stage", "DISMISSED"]
+    assert cli.main(argv) == 2
+    assert "--stage may be given once here" in capsys.readouterr().err
+    assert emu.requests == []
+
+
 def test_search_and_export_show_server_and_user_strings_literally(
     emu: ConvosoEmulator,
     tmp_path: Path,
