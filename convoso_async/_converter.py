@@ -48,11 +48,14 @@ _ZONE_SUFFIX: Final = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$", re.ASCII)
 
 def parse_time(value: object) -> datetime | None:
     """Read one of the API's time spellings; see the module docstring for the rules."""
+    if not isinstance(value, str):
+        if value is None:
+            return None
+        # Checked before the memo, which would fail a list as "unhashable type".
+        raise ValueError(f"expected a time string, got {type(value).__name__}")
     cached = _TIME_CACHE.get(value, _MISSING)
     if cached is not _MISSING:
         return cached  # type: ignore[return-value]
-    if not isinstance(value, str):
-        raise ValueError(f"expected a time string, got {type(value).__name__}")
     parsed = _parse_time_text(value)
     if len(_TIME_CACHE) >= _TIME_CACHE_MAX:
         _TIME_CACHE.clear()
@@ -116,11 +119,16 @@ def _lookup(
     raw string. The fast path reads ``table`` itself and calls this only on a miss."""
 
     def lookup(value: object) -> Any:
+        if not isinstance(value, str):
+            if value is None:
+                return None
+            # Checked before the memo, which would fail a list as "unhashable type".
+            raise ValueError(
+                f"{enum.__name__.lower()} must be a string, got {type(value).__name__}"
+            )
         found = table.get(value, _MISSING)
         if found is not _MISSING:
             return found
-        if type(value) is not str:
-            raise ValueError(f"expected a string, got {type(value).__name__}")
         try:
             found = enum(value)
         except ValueError:
@@ -395,7 +403,12 @@ def _structure_chunk(records: list[Any]) -> tuple[Callback, ...]:
     if decoded is not None:
         return decoded
     fields_of = _getter_for(records[0])
-    return tuple([_structure_fast(record, fields_of) for record in records])
+    try:
+        return tuple([_structure_fast(record, fields_of) for record in records])
+    except TypeError:
+        # The fast path's memo lookups fail a list or an object as "unhashable type";
+        # the record path says which value is wrong (and gives equal records otherwise).
+        return tuple([_structure_slow(record) for record in records])
 
 
 def structure_records(records: list[Any]) -> tuple[Callback, ...]:

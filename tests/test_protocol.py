@@ -717,6 +717,26 @@ def test_parse_page_reads_the_counters_and_keeps_records_for_later() -> None:
     assert page.decode()[0].id == "657"
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("stage", ["PENDING"], "stage must be a string, got list"),
+        ("recipient", {"v": "system"}, "recipient must be a string, got dict"),
+        ("callback_time", ["2026-03-05 02:30 PM"], "expected a time string, got list"),
+        ("created_at", {}, "expected a time string, got dict"),
+    ],
+)
+@pytest.mark.parametrize("others", [0, 3])  # a record alone, or among plain ones
+def test_a_list_or_object_where_text_belongs_names_what_is_wrong(
+    field: str, value: object, says: str, others: int
+) -> None:
+    # The memo lookups failed such a value as "unhashable type: 'list'".
+    bad = {**REFERENCE_RECORD, field: value}
+    page = {"total": others + 1, "results": [*[dict(REFERENCE_RECORD)] * others, bad]}
+    with pytest.raises(MalformedResponseError, match=says):
+        proto.parse_page(json.dumps(page).encode(), offset=0, limit=20).decode()
+
+
 def test_parse_page_raises_the_typed_error_of_a_failure_answer() -> None:
     body = b'{"success": false, "code": 6026, "text": "Invalid campaign ID"}'
     with pytest.raises(InvalidParameterError):
