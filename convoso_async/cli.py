@@ -452,7 +452,7 @@ async def _run_export(
     # changes between two of them (PENDING, then DISMISSED) would be written twice.
     across_stages = SeenIds() if len(stages) > 1 else None
 
-    def durable(window: ExportWindow) -> dict[str, Any]:
+    def output_state(window: ExportWindow) -> dict[str, Any]:
         assert writer is not None
         return {"output_bytes": writer.flush(), "format": fmt}
 
@@ -465,7 +465,7 @@ async def _run_export(
                 concurrency=concurrency,
                 progress=bar.update,
                 checkpoint=checkpoint,
-                before_checkpoint=durable,
+                before_checkpoint=output_state,
                 page_size=page_size,
                 # Removed by out.commit(), after the rename: until then a rerun must
                 # find it to resume, should the rename onto the target fail.
