@@ -3,10 +3,11 @@
 Exit codes: 0 success; 1 the API or the client failed (a :class:`ConvosoError`); 2 bad
 arguments (argparse, or a ``ValueError`` from validation); 3 the output path could not
 be written (``OSError``), or the emulator could not bind its address; 4 the demo's
-export did not match the emulator's store; 130 interrupted; 141, silently, stdout was
-closed before the output ended (``| head``), as SIGPIPE would end it. Failures print one
-line, ``error: <Type>: <message>``, never a traceback (``--verbose`` adds debug logging,
-never the token).
+export did not match the emulator's store; 130 interrupted (Ctrl-C); 141, silently, stdout
+was closed before the output ended (``| head``), as SIGPIPE would end it; 143 terminated
+(SIGTERM: ``systemctl stop``, ``timeout``), after the same clean-up as Ctrl-C. Failures
+print one line, ``error: <Type>: <message>``, never a traceback (``--verbose`` adds debug
+logging, never the token).
 
 The token comes from ``$CONVOSO_AUTH_TOKEN`` or ``--auth-token-file``; there is no
 ``--auth-token`` option, which would show in ``ps``.
@@ -20,10 +21,11 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import stat
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -49,6 +51,7 @@ from ._writers import FORMATS, Writer, durable, open_writer
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_OUTPUT, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a process the signal ended
+EXIT_TERMINATED = 143  # 128 + SIGTERM, likewise
 
 logger = logging.getLogger("convoso_async")
 
@@ -696,6 +699,43 @@ def _demo_hot_days(records: int, start: date, days: int) -> dict[date, int]:
 # --- entry point ----------------------------------------------------------------------
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: the command was cancelled and has cleaned up."""
+
+
+async def _terminable(command: Coroutine[Any, Any, int]) -> int:
+    """Run ``command``, cancelled by SIGTERM as asyncio.run cancels it on Ctrl-C.
+
+    Python's default for SIGTERM (``systemctl stop``, ``timeout``, ``kill``) ends the
+    process on the spot: an export's temporary output stayed behind under a random name,
+    one more on every run. Cancelled instead, the export removes it (or keeps the
+    checkpointed partial for the rerun) and closes its connections, as on Ctrl-C.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    terminated = False
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        nonlocal terminated
+        terminated = True
+        loop.call_soon_threadsafe(task.cancel)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        return await command
+    try:
+        return await command
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        task.uncancel()
+        raise _Terminated from None
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -716,13 +756,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     try:
         if args.command == "export":
-            return asyncio.run(_export_command(args, err))
+            return asyncio.run(_terminable(_export_command(args, err)))
         if args.command == "search":
-            return asyncio.run(_search_command(args, out))
-        return asyncio.run(_demo_command(args, out, err))
+            return asyncio.run(_terminable(_search_command(args, out)))
+        return asyncio.run(_terminable(_demo_command(args, out, err)))
     except KeyboardInterrupt:
         _error("KeyboardInterrupt: interrupted")
         return EXIT_INTERRUPTED
+    except _Terminated:
+        _error("SIGTERM: terminated")
+        return EXIT_TERMINATED
     except BrokenPipeError:  # before OSError: the reader went away (`| head`), not a failure
         return _stdout_closed()
     except ConvosoError as exc:

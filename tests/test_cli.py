@@ -15,6 +15,7 @@ import functools
 import gc
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -919,6 +920,93 @@ def test_keyboard_interrupt_exits_130(
     monkeypatch.setattr(cli, "_search_command", interrupted)
     assert cli.main(["search"]) == 130
     assert capsys.readouterr().err == "error: KeyboardInterrupt: interrupted\n"
+
+
+#: The CLI in a child process, with the planner's cap at 800: RANGE's 4,000 records make
+#: 1 + 30 probes, then six windows of one page each. Ctrl-C is Python's own even if this
+#: run ignores SIGINT (a background job of a shell script), as the child would inherit.
+_CAPPED_CLI = (
+    "import signal, sys; from convoso_async import _protocol, cli; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "_protocol.REACHABLE = 800; sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+def _signalled_mid_export(
+    emu: ConvosoEmulator, argv: list[str], signum: int = signal.SIGTERM
+) -> tuple[int, str]:
+    """Run ``export argv`` in a child, one window at a time; send it ``signum`` while the
+    second window's page hangs (the first window written, and checkpointed if asked)."""
+    emu.script([*[None] * 32, "hang"])  # 31 probes and the first window's page answered
+    child = [sys.executable, "-c", _CAPPED_CLI, "export", *RANGE, *argv]
+    child += ["--concurrency", "1", "--verbose"]
+    with subprocess.Popen(child, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        posts = 0
+        while posts < 33:  # the verbose log names each request as it is sent
+            line = process.stderr.readline()
+            assert line, "the export ended before its second window's page"
+            posts += "POST callbacks/search" in line
+        process.send_signal(signum)
+        err = process.stderr.read()
+        return process.wait(timeout=60), err
+
+
+@pytest.mark.parametrize(
+    ("signum", "fmt", "code", "last_line"),
+    [
+        (signal.SIGTERM, "jsonl", 143, "error: SIGTERM: terminated"),
+        (signal.SIGTERM, "parquet", 143, "error: SIGTERM: terminated"),
+        (signal.SIGINT, "jsonl", 130, "error: KeyboardInterrupt: interrupted"),
+    ],
+    ids=["sigterm-jsonl", "sigterm-parquet", "sigint-jsonl"],
+)
+def test_a_signal_mid_export_exits_with_one_line_and_leaves_no_temporary_file(
+    emu: ConvosoEmulator, tmp_path: Path, signum: int, fmt: str, code: int, last_line: str
+) -> None:
+    # SIGTERM (systemctl stop, timeout) killed the process on the spot: no message, and
+    # the temporary output (.cb.out.1a2b3c4d.tmp) left behind, one more every run.
+    argv = ["--format", fmt, "-o", str(tmp_path / "cb.out")]
+    assert list(tmp_path.iterdir()) == []
+    returned, err = _signalled_mid_export(emu, argv, signum)
+    assert (returned, err.splitlines()[-1]) == (code, last_line)
+    for noise in ("Traceback", "Task was destroyed", "Unclosed", "Exception ignored", SECRET):
+        assert noise not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_mid_checkpointed_export_resumes_to_exactly_the_store(
+    emu: ConvosoEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, ckpt = tmp_path / "cb.jsonl", tmp_path / "cb.ckpt"
+    argv = ["-o", str(out), "--checkpoint", str(ckpt)]
+    code, err = _signalled_mid_export(emu, argv)
+    assert (code, err.splitlines()[-1]) == (143, "error: SIGTERM: terminated")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cb.jsonl.partial", "cb.ckpt"]
+    assert json.loads(ckpt.read_text())["done"] == [0]
+    emu.clear_script()
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    assert cli.main(["export", *RANGE, *argv, "-q"]) == 0
+    ids = [record["id"] for record in lines(out)]
+    assert len(ids) == len(set(ids)) == len(emu.store)
+    assert set(ids) == set(emu.store.ids())
+    assert [p.name for p in tmp_path.iterdir()] == ["cb.jsonl"]
+
+
+def test_sigterm_handling_is_only_for_the_command(
+    emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The handler is the command's: whatever was there before is back once it returns.
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["search", "--limit", "1"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+    # Off the main thread, where no handler can be set, the command runs all the same.
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(cli.main(["search", "--limit", "1"])))
+    thread.start()
+    thread.join()
+    assert codes == [0]
+    assert "error" not in capsys.readouterr().err
 
 
 def test_emulator_command_delegates(capsys: pytest.CaptureFixture[str]) -> None:
