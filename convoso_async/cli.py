@@ -276,7 +276,8 @@ def _token(args: argparse.Namespace) -> str:
 
 def _read_token_file(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip()
+        # utf-8-sig: a BOM (Notepad, PowerShell's Set-Content) is no part of the token.
+        return path.read_text(encoding="utf-8-sig").strip()
     except UnicodeDecodeError as exc:
         # An unreadable token file (exit 3), not a bad argument: UnicodeDecodeError is a
         # ValueError. Its message would quote a byte of the token, so name the position.

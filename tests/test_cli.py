@@ -348,6 +348,22 @@ def test_auth_token_file_and_the_token_never_printed(
     assert err == f"error: OSError: --auth-token-file {token_file} is not UTF-8 text (byte 0)\n"
 
 
+def test_a_token_file_saved_with_a_bom_and_crlf_holds_just_the_token(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Notepad and Windows PowerShell's Set-Content -Encoding utf8 start the file with a
+    # BOM: it was sent as part of the token, a right token refused (exit 1,
+    # AuthenticationError) with nothing to say why.
+    monkeypatch.delenv("CONVOSO_AUTH_TOKEN")
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"\xef\xbb\xbf" + SECRET.encode() + b"\r\n")
+    assert cli.main(["search", "--limit", "1", "--auth-token-file", str(token_file)]) == 0
+    assert capsys.readouterr().err == ""  # the emulator took it: exactly SECRET
+
+
 @pytest.mark.usefixtures("fast_client")
 def test_a_failed_export_leaves_no_output_file(
     emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
