@@ -361,7 +361,9 @@ class _Output:
         if self.handle is not None:
             with contextlib.suppress(OSError):
                 self.handle.close()
-        if not self._stable:  # a checkpointed partial is kept for the rerun
+        # A checkpointed partial is kept for the rerun, unless the export failed before
+        # writing its checkpoint (while planning): then no rerun resumes from it.
+        if self._checkpoint is None or not self._checkpoint.exists():
             with contextlib.suppress(OSError):
                 self.partial.unlink()
 

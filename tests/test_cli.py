@@ -761,6 +761,29 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_any_request(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.fifo", "link.jsonl"]
 
 
+@pytest.mark.usefixtures("fast_client")
+def test_an_export_failing_before_its_checkpoint_is_written_leaves_no_partial(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    checkpointed_csv: tuple[Path, Path, list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The plan failed (the API down, a wrong token, Ctrl-C while probing): no checkpoint
+    # was written, yet an empty .cb.csv.partial stayed beside the output, for nothing.
+    argv = checkpointed_csv[2]
+    emu.script(["status_503"] * 2)  # the first probe, and its one retry
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err.startswith("error: ServerError: ")
+    assert list(tmp_path.iterdir()) == []
+    # Once the checkpoint holds the plan, the partial output is kept for the rerun.
+    emu.script([*[None] * 31, *["status_503"] * 40])  # the probes, then pages fail
+    assert cli.main(argv) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cb.csv.partial", "cb.ckpt"]
+    emu.clear_script()
+    assert cli.main(argv) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["cb.csv"]
+
+
 def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
     emu: ConvosoEmulator,
     checkpointed_csv: tuple[Path, Path, list[str]],
