@@ -319,6 +319,8 @@ class _Output:
 
     def open(self, resume_bytes: int | None) -> IO[bytes]:
         if self.stdout:
+            if sys.stdout is None:  # started with it closed (`>&-`)
+                raise OSError("--output -: stdout is closed")
             self.handle = sys.stdout.buffer
             return self.handle
         directory = self.target.parent

@@ -265,6 +265,17 @@ def test_export_to_a_closed_pipe_ends_quietly(emu: ConvosoEmulator) -> None:
     assert err == b""
 
 
+def test_export_to_a_closed_stdout_is_exit_3_before_any_request(
+    emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `export -o - >&-` (or a daemon started with stdout closed): Python's sys.stdout is
+    # None, and the export crashed with an AttributeError traceback, exit 1.
+    monkeypatch.setattr(sys, "stdout", None)
+    assert cli.main(["export", *RANGE, "-o", "-", "-q"]) == 3
+    assert capsys.readouterr().err == "error: OSError: --output -: stdout is closed\n"
+    assert emu.requests == []
+
+
 @pytest.mark.usefixtures("fast_client")
 def test_a_failed_csv_export_to_stdout_leaves_stdout_open(
     emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
