@@ -340,13 +340,21 @@ _AUTH_CODES: Final = frozenset({5001})
 _BOM: Final = codecs.BOM_UTF8
 
 
+def _without_boms(body: bytes) -> bytes:
+    """``body`` past its leading BOMs (one per PHP file included, each saved with one)."""
+    start = 0
+    while body.startswith(_BOM, start):
+        start += len(_BOM)
+    return body[start:]
+
+
 def decode_json(endpoint: str, body: bytes) -> Any:
     """Parse a 200 body. Not JSON (an HTML page, a body cut short) is retryable."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         if body.startswith(_BOM):
-            return decode_json(endpoint, body[len(_BOM) :])
+            return decode_json(endpoint, _without_boms(body))
         kind = "an empty body" if not body.strip() else "a body that is not JSON"
         raise MalformedResponseError(
             f"the server sent {kind}", endpoint=endpoint, retryable=True
@@ -415,7 +423,7 @@ def redirect_error(endpoint: str, status: int, location: str | None) -> ConvosoA
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
-        payload = orjson.loads(body.removeprefix(_BOM))
+        payload = orjson.loads(_without_boms(body))
     except orjson.JSONDecodeError:
         return None
     return payload if isinstance(payload, dict) else None

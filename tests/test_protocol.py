@@ -946,6 +946,19 @@ def test_a_body_behind_a_byte_order_mark_is_read_as_json() -> None:
         proto.decode_json(proto.SEARCH, bom + b"<html>")  # a BOM does not make JSON of HTML
 
 
+def test_a_body_behind_many_byte_order_marks_is_read_or_refused_with_a_typed_error() -> None:
+    """Each BOM was dropped by a recursive call: a body of a few thousand of them (10 kB)
+    escaped as a RecursionError, and an error body behind two lost its code and text."""
+    bom = b"\xef\xbb\xbf"
+    assert proto.json_answer(proto.DELETE, bom * 5000 + b'{"success": true}') == {"success": True}
+    with pytest.raises(MalformedResponseError, match="not JSON") as info:
+        proto.decode_json(proto.SEARCH, bom * 5000 + b"<html>")
+    assert info.value.retryable
+    error = {"success": False, "code": 6074, "text": "Callback not found"}
+    with pytest.raises(NotFoundError, match="Callback not found"):
+        proto.check_status(proto.DELETE, 404, {}, bom * 2 + json.dumps(error).encode(), NOW)
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [
