@@ -468,9 +468,12 @@ def check_success(endpoint: str, payload: Any) -> Mapping[str, Any]:
     # an error text or code it is that error, the server's text kept; else it is malformed.
     if "code" in payload or _message(payload) is not None:
         raise api_error(endpoint, payload)
-    raise MalformedResponseError(
-        f"'success' is neither true nor false: {success!r:.40}", endpoint=endpoint
-    )
+    # Quoted whole or not at all: a quote cut short could end inside an echoed token,
+    # which redaction (looking for the whole token) would then leave in the message.
+    shown = repr(success)
+    if len(shown) > 40:
+        shown = f"a {type(success).__name__} of {len(shown)} characters"
+    raise MalformedResponseError(f"'success' is neither true nor false: {shown}", endpoint=endpoint)
 
 
 def _says_no(flag: Any) -> bool:

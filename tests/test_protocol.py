@@ -1103,6 +1103,21 @@ def test_a_flag_neither_true_nor_false_is_malformed(payload: dict[str, object]) 
         assert info.value.retryable is False
 
 
+def test_a_long_flag_quoted_in_the_error_cannot_leave_part_of_the_token_behind() -> None:
+    """The flag's text was cut at 40 characters: a server echoing the form into it left
+    the token cut in two, which redaction (looking for the whole token) could not find."""
+    token = "s3cr3tT0kenABCDEFGHIJKLMNOPQRSTUV"
+    body = json.dumps({"success": f"auth_token={token}&callback_id=1"}).encode()
+    for answer in _every_answer(body):
+        with pytest.raises(MalformedResponseError, match="success") as info:
+            answer()
+        info.value.redact(token)
+        assert token[:8] not in str(info.value)
+        assert token[:8] not in repr(info.value)
+    with pytest.raises(MalformedResponseError, match="'maybe'"):
+        proto.json_answer(proto.DELETE, b'{"success": "maybe"}')  # a short one is quoted
+
+
 @pytest.mark.parametrize("flag", [True, "true", " TRUE ", 1, "1", "yes", "ok"])
 def test_true_success_flags_are_a_success(flag: object) -> None:
     payload = {"success": flag, "data": {"callback_id": "657"}}
