@@ -15,9 +15,16 @@ import aiohttp
 from aiohttp.payload import BytesPayload
 from yarl import URL
 
-from ._errors import ConvosoError, TransportError
+from ._errors import ConvosoError, MalformedResponseError, TransportError
 
 _FORM_TYPE = "application/x-www-form-urlencoded"
+
+#: The largest answer read, counted after any ``Content-Encoding`` is undone. A full page
+#: (5,000 records) is about 2 MB: this leaves room for records thirty times richer, and
+#: stops a server or proxy that streams without end (or a small gzip that inflates to
+#: gigabytes) before it fills memory, where the timeout alone would let it run for
+#: ``timeout`` seconds at network speed.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 def deadline_passed(endpoint: str) -> TransportError:
@@ -29,6 +36,24 @@ def deadline_passed(endpoint: str) -> TransportError:
         sent=False,
         retryable=False,
     )
+
+
+async def _read_body(response: aiohttp.ClientResponse, endpoint: str) -> bytes:
+    """The whole body, as ``response.read()`` reads it, but never past ``MAX_BODY_BYTES``."""
+    content = response.content
+    blocks = []
+    size = 0
+    while block := await content.readany():
+        size += len(block)
+        if size > MAX_BODY_BYTES:
+            response.close()  # the rest is never read: the connection goes, not to the pool
+            raise MalformedResponseError(
+                f"the answer is larger than {MAX_BODY_BYTES >> 20} MiB, far beyond any "
+                "page the API sends; stopped reading it",
+                endpoint=endpoint,
+            )
+        blocks.append(block)
+    return b"".join(blocks)
 
 
 class Transport:
@@ -100,7 +125,7 @@ class Transport:
                 # to map, or a 401 would come out as a TransportError, retried.
                 raise_for_status=False,
             ) as response:
-                body = await response.read()
+                body = await _read_body(response, endpoint)
                 return response.status, response.headers, body
         except aiohttp.ClientSSLError as exc:
             raise TransportError(

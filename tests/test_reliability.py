@@ -9,12 +9,14 @@ on the wire, not on the client's own bookkeeping. Jitter is drawn from the globa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import gzip
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -32,6 +34,7 @@ from convoso_async import (
     TransportError,
 )
 from convoso_async._retry import RetryBudget
+from convoso_async._transport import MAX_BODY_BYTES
 from convoso_async.testing import ConvosoEmulator, Faults
 
 INSERT_PATH = "/callbacks/insert"
@@ -522,3 +525,81 @@ async def test_an_insert_refused_every_time_fails_having_dialled_nobody(
     assert connector.attempts == 3
     assert len(emu.requests) == 0
     assert len(emu.store) == before
+
+
+# --- raw network faults: a server on 127.0.0.1 writing exact bytes ---------------------------
+
+
+@contextlib.asynccontextmanager
+async def raw_server(
+    answer: Callable[[asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server that reads each request whole, records its body, and lets ``answer`` write
+    the bytes of the reply; yields the base URL and the bodies. On the way out it waits
+    for every connection's handler to end, so no task outlives the test."""
+    bodies: list[bytes] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.partition(b":")[2])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            )
+            bodies.append(await reader.readexactly(length))
+            await answer(writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client hung up: what some tests are about
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", bodies
+        await asyncio.gather(*handlers)
+
+
+_EMPTY_PAGE_HEAD = b'{"offset": 0, "limit": 1, "total": 0, "results": []'
+
+
+async def _endless_chunked_page(writer: asyncio.StreamWriter) -> None:
+    """A page that never ends: the head of a JSON page, then blanks for ever."""
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    writer.write(b"%x\r\n%s\r\n" % (len(_EMPTY_PAGE_HEAD), _EMPTY_PAGE_HEAD))
+    blanks = b" " * 65536
+    while True:
+        writer.write(b"%x\r\n%s\r\n" % (len(blanks), blanks))
+        await writer.drain()  # raises once the client has hung up
+
+
+async def _gzip_bomb_page(writer: asyncio.StreamWriter) -> None:
+    """A valid page, 300 KB on the wire, that inflates past the limit."""
+    page = _EMPTY_PAGE_HEAD + b" " * (MAX_BODY_BYTES + 1) + b"}"
+    packed = gzip.compress(page, compresslevel=1)
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+    )
+    writer.write(packed)
+    await writer.drain()
+
+
+@pytest.mark.parametrize("answer", [_endless_chunked_page, _gzip_bomb_page])
+async def test_an_answer_larger_than_any_page_is_refused_not_buffered(
+    answer: Callable[[asyncio.StreamWriter], Awaitable[None]],
+) -> None:
+    """A proxy or server that streams without end (or a small gzip inflating to gigabytes)
+    must not be read into memory until the timeout: the client stops at the limit, with a
+    typed error that says so, and does not ask again (the next answer would be the same)."""
+    policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.002)
+    async with (
+        raw_server(answer) as (base_url, bodies),
+        ConvosoClient("t0ken", base_url=base_url, retry=policy, timeout=10) as client,
+    ):
+        with pytest.raises(MalformedResponseError, match="larger than") as info:
+            await client.callbacks.search_page(limit=1)
+    assert info.value.retryable is False
+    assert len(bodies) == 1
+    assert client.requests_sent == 1
