@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from contextvars import ContextVar
 from urllib.parse import quote_plus, urlencode
 
 import aiohttp
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
 from aiohttp.payload import BytesPayload
+from aiohttp.tracing import Trace
 from yarl import URL
 
 from ._errors import ConvosoError, MalformedResponseError, TransportError
@@ -56,6 +60,39 @@ async def _read_body(response: aiohttp.ClientResponse, endpoint: str) -> bytes:
     return b"".join(blocks)
 
 
+class _Attempt:
+    """One request's progress, as far as the connector can tell it."""
+
+    __slots__ = ("connecting",)
+
+    def __init__(self) -> None:
+        self.connecting = False
+
+
+_attempt: ContextVar[_Attempt | None] = ContextVar("convoso_async_attempt", default=None)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """The client's own connector: it marks the request whose connection is being opened
+    (a pooled one taken, or a new one connected, TLS handshake included). aiohttp's total
+    timeout striking there surfaces as a bare ``TimeoutError``, as one striking after the
+    request was written does; only this mark tells that nothing was sent."""
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp signature)
+    ) -> Connection:
+        attempt = _attempt.get()
+        if attempt is None:
+            return await super().connect(req, traces, timeout)
+        attempt.connecting = True
+        connection = await super().connect(req, traces, timeout)
+        attempt.connecting = False
+        return connection
+
+
 class Transport:
     """POSTs forms to ``base_url`` through one pooled session, owned or borrowed."""
 
@@ -87,7 +124,7 @@ class Transport:
             raise RuntimeError("this ConvosoClient is closed")
         if self._session is None:
             # Created on first use, inside the running loop, as aiohttp requires.
-            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
+            connector = _Connector(limit=self._pool_size, limit_per_host=self._pool_size)
             # Token auth travels in the form, so cookies serve nothing: skip the jar's
             # per-request filtering.
             self._session = aiohttp.ClientSession(
@@ -112,6 +149,10 @@ class Transport:
         if time_left is not None and time_left < (self._timeout.total or float("inf")):
             # A retry deadline nearer than the usual timeout shortens this attempt.
             request_timeout = aiohttp.ClientTimeout(total=time_left)
+        # Only the client's own connector marks the connecting phase; a borrowed session's
+        # timeouts are all taken as "may have been sent".
+        attempt = _Attempt() if self._owns_session else None
+        marked = _attempt.set(attempt)
         try:
             # Never follow a redirect: a 307/308 resends the form, token and all, to any
             # Location, plain http included. check_status makes a 3xx a typed error.
@@ -136,8 +177,15 @@ class Transport:
                 f"could not connect: {exc}", endpoint=endpoint, sent=False
             ) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
-            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else repr(exc)
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            if timed_out and attempt is not None and attempt.connecting:
+                raise TransportError(
+                    "could not connect: timed out", endpoint=endpoint, sent=False
+                ) from exc
+            what = "timed out" if timed_out else repr(exc)
             raise TransportError(f"no complete answer: {what}", endpoint=endpoint) from exc
+        finally:
+            _attempt.reset(marked)
 
     def redact(self, error: ConvosoError) -> None:
         """Scrub the token from an error built from server text: servers echo tokens."""

@@ -527,6 +527,34 @@ async def test_an_insert_refused_every_time_fails_having_dialled_nobody(
     assert len(emu.store) == before
 
 
+async def test_an_insert_whose_connection_never_opens_in_time_is_retried_unsent() -> None:
+    """A server that accepts TCP but never completes the TLS handshake (an overloaded TLS
+    terminator, a dead backend behind a port that still accepts): each attempt times out
+    before a byte of the request is written. The connection was never established, so
+    the insert is retried, as after a refused connection, and the error says it was not
+    sent rather than "no complete answer"."""
+    hellos: list[bytes] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        hellos.append(await reader.read())  # a TLS ClientHello, then the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    base_url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    policy = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.002)
+    async with server:
+        async with ConvosoClient("t0ken", base_url=base_url, retry=policy, timeout=0.2) as client:
+            with pytest.raises(TransportError, match="could not connect: timed out") as info:
+                await client.callbacks.insert(**insert_kwargs())
+        await asyncio.gather(*handlers)
+    assert info.value.sent is False
+    assert len(hellos) == policy.attempts
+    assert all(hello.startswith(b"\x16\x03") for hello in hellos)  # handshakes, no request
+    assert client.retries == policy.attempts - 1
+
+
 # --- raw network faults: a server on 127.0.0.1 writing exact bytes ---------------------------
 
 
