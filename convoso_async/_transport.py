@@ -182,7 +182,14 @@ class Transport:
                 raise TransportError(
                     "could not connect: timed out", endpoint=endpoint, sent=False
                 ) from exc
-            what = "timed out" if timed_out else repr(exc)
+            if timed_out:
+                what = "timed out"
+            elif isinstance(exc, aiohttp.ClientResponseError):
+                # The parser's error (raise_for_status is off): its status is aiohttp's
+                # stand-in 400, not the server's, and its repr lists the request headers.
+                what = f"the answer is not valid HTTP: {' '.join(exc.message.split())}"
+            else:
+                what = repr(exc)
             raise TransportError(f"no complete answer: {what}", endpoint=endpoint) from exc
         finally:
             _attempt.reset(marked)

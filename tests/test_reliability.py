@@ -631,3 +631,38 @@ async def test_an_answer_larger_than_any_page_is_refused_not_buffered(
     assert info.value.retryable is False
     assert len(bodies) == 1
     assert client.requests_sent == 1
+
+
+async def _bad_chunk_size(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n")
+    await writer.drain()
+
+
+async def _not_http(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    await writer.drain()
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [(_bad_chunk_size, "chunk size"), (_not_http, "Bad status line")],
+)
+async def test_an_answer_that_is_not_valid_http_is_reported_as_such(
+    answer: Callable[[asyncio.StreamWriter], Awaitable[None]], says: str
+) -> None:
+    """aiohttp reports a broken answer as a ClientResponseError of status 400, its own
+    stand-in: the server sent no 400 (here a 200, or no status at all). The error names
+    what was wrong and no HTTP status, nor the request's headers."""
+    policy = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.002)
+    async with (
+        raw_server(answer) as (base_url, bodies),
+        ConvosoClient("t0ken", base_url=base_url, retry=policy) as client,
+    ):
+        with pytest.raises(TransportError) as info:
+            await client.callbacks.search_page(limit=1)
+    message = str(info.value)
+    assert message.startswith("callbacks/search: no complete answer: the answer is not valid HTTP")
+    assert says in message
+    assert "400" not in message
+    assert "User-Agent" not in message
+    assert len(bodies) == policy.attempts  # a search is retried
