@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus, urlencode
 
 import aiohttp
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.connector import Connection
 from aiohttp.payload import BytesPayload
-from aiohttp.tracing import Trace
 from yarl import URL
+
+if TYPE_CHECKING:  # aiohttp's internals, named only for the connect() override's types
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
 
 from ._errors import ConvosoError, MalformedResponseError, TransportError
 
