@@ -329,6 +329,8 @@ class CallbackExport(CallbackStream):
     as complete (0 when not resuming): records a resume will not hand out again.
     """
 
+    _resume_hint = "call export() again (with the same checkpoint= to resume)"
+
     def __init__(
         self,
         callbacks: Callbacks,

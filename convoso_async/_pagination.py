@@ -140,8 +140,8 @@ class CallbackStream:
     closes it, cancelling the requests it started, in a task of its own soon after.
     Inside ``async with stream:`` the stream holds the generator and closes it on exit,
     so the requests are cancelled and awaited before the block ends. ``anext()`` on the
-    stream keeps one generator, closed by :meth:`aclose` or ``async with``. Subclasses
-    provide :meth:`_iterate`.
+    stream keeps one generator, closed by :meth:`aclose` or ``async with``; once it has
+    raised, asking for more raises ``RuntimeError``. Subclasses provide :meth:`_iterate`.
     """
 
     _items: AsyncGenerator[Callback, None] | None = None
@@ -150,6 +150,9 @@ class CallbackStream:
     #: that a loop left early still drops it.
     _held: AsyncGenerator[Any, None] | None = None
     _running: weakref.ref[AsyncGenerator[Any, None]] | None = None
+    #: The exception a walk driven by ``anext()`` ended with (its class name).
+    _failed: str | None = None
+    _resume_hint = "start a new one"
 
     def _iterate(self) -> AsyncGenerator[Callback, None]:
         raise NotImplementedError
@@ -162,13 +165,34 @@ class CallbackStream:
 
     def __aiter__(self) -> AsyncIterator[Callback]:
         if self._items is not None:
-            return self._items  # a walk begun with anext() goes on in the loop
+            self._check_not_failed()
+            return self  # a walk begun with anext() goes on in the loop, through __anext__
         return self._track(self._iterate())
 
     async def __anext__(self) -> Callback:
         if self._items is None:
             self._items = self._track(self._iterate())
-        return await self._items.__anext__()
+        else:
+            self._check_not_failed()
+        try:
+            return await self._items.__anext__()
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            # Raised out of the generator, the error finished it: asked again, it would
+            # say StopAsyncIteration, and a caller who caught the error (a timeout
+            # around anext()) would take the records never fetched for the end of the
+            # search. (A walk busy in another task refuses this caller and goes on.)
+            if getattr(self._items, "ag_frame", None) is None:
+                self._failed = type(exc).__name__
+            raise
+
+    def _check_not_failed(self) -> None:
+        if self._failed is not None:
+            raise RuntimeError(
+                f"this {type(self).__name__} ended with {self._failed} and cannot go on; "
+                f"{self._resume_hint}"
+            )
 
     async def aclose(self) -> None:
         """Stop the stream now, cancelling its requests in flight and waiting for them."""
@@ -231,6 +255,8 @@ class CallbackSearch(CallbackStream):
         #: The most wanted records any page's ``total`` put beyond the caps, and that
         #: total: pages answer out of order, so a later one may carry an older total.
         self._out_of_reach = self._total_out_of_reach = 0
+
+    _resume_hint = "call search() again, with offset=next_offset to resume"
 
     def __repr__(self) -> str:
         return (

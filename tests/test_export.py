@@ -458,6 +458,19 @@ async def test_a_failing_window_raises_the_typed_error_and_cleans_up(
         assert _tasks() == before
 
 
+async def test_an_export_failed_under_anext_refuses_to_go_on_rather_than_end_empty(
+    small: ConvosoEmulator,
+) -> None:
+    retry = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.002)
+    async with small, client_for(small, retry=retry) as client:
+        small.script([None, "status_503", "status_503"])
+        export = client.callbacks.export(START, END, page_size=500)
+        with pytest.raises(ServerError):
+            await anext(export)
+        with pytest.raises(RuntimeError, match=r"ended with ServerError.*export\(\) again"):
+            await drain(export)
+
+
 async def test_an_empty_range_is_one_window_costing_a_probe_and_a_page(
     small: ConvosoEmulator,
 ) -> None:

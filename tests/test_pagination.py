@@ -460,6 +460,70 @@ async def test_aclose_after_anext_and_a_loop_closes_the_walk_in_flight() -> None
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
+async def test_a_walk_failed_under_anext_refuses_to_go_on_rather_than_end_empty() -> None:
+    source = PageSource(30)
+    source.fail_at[10] = TransportError("reset", endpoint="callbacks/search")
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=1)
+    taken = [await anext(pager) for _ in range(10)]
+    with pytest.raises(TransportError):
+        await anext(pager)
+    assert pager.next_offset == 10
+    # Not StopAsyncIteration, nor a loop that ends at once: the 20 records left are
+    # not "done", and a caller catching the error must not take it for the end.
+    with pytest.raises(RuntimeError, match="ended with TransportError"):
+        await anext(pager)
+    with pytest.raises(RuntimeError, match="ended with TransportError"):
+        async for _ in pager:
+            pass
+    rest = await CallbackSearch(source.fetch, page_size=10, offset=pager.next_offset).collect()
+    assert ids(taken + rest) == list(range(30))
+
+
+async def test_a_loop_after_anext_that_fails_leaves_the_walk_refusing_to_go_on() -> None:
+    source = PageSource(30)
+    source.fail_at[20] = TransportError("reset", endpoint="callbacks/search")
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=1)
+    seen = [(await anext(pager)).id]
+    with pytest.raises(TransportError):
+        await drain(pager, seen)  # the loop goes on with the walk anext() began
+    assert seen == [str(i) for i in range(20)]
+    with pytest.raises(RuntimeError, match="ended with TransportError"):
+        await pager.collect()
+
+
+async def test_a_second_task_pulling_a_busy_walk_does_not_end_it_for_the_first() -> None:
+    source = PageSource(30, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=1)
+    for expected in range(10):
+        assert (await anext(pager)).id == str(expected)
+    first = asyncio.create_task(anext(pager))  # waits for page 10, held back
+    await asyncio.sleep(0)  # one turn: that task starts, and is inside the walk
+    assert pager._items is not None
+    assert pager._items.ag_running
+    with pytest.raises(RuntimeError, match="already running"):
+        await anext(pager)  # the walk is busy: that caller is refused, the walk goes on
+    source.gate(10).set()
+    source.gate(20).set()
+    assert (await first).id == "10"
+    assert ids([callback async for callback in pager]) == list(range(11, 30))
+
+
+async def test_a_timeout_around_anext_leaves_the_walk_refusing_to_go_on() -> None:
+    source = PageSource(30, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
+    assert (await anext(pager)).id == "0"
+    async for callback in pager:
+        if callback.id == "9":
+            break
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0):  # page 10 is held back: the wait times out
+            await anext(pager)
+    assert pager.next_offset == 10
+    assert source.in_flight == 0  # the walk was closed by the cancellation
+    with pytest.raises(RuntimeError, match="ended with CancelledError"):
+        await anext(pager)
+
+
 @pytest.mark.parametrize("stop_at", [50_001, 52_000, 54_999])
 async def test_next_offset_past_the_offset_cap_resumes_without_loss_or_repeat(
     stop_at: int,
