@@ -10,9 +10,10 @@ flight and never holds up the next request. Each page request is one client call
 retries wrap a single request and never the walk: a page that fails then succeeds is
 yielded once.
 
-Tasks belong to the walk's generator frame, which ``finally`` cleans: leaving an
-``async for`` early (``break``, an exception, cancellation) drops the generator, asyncio
-closes it, and every request still in flight is cancelled and awaited.
+Tasks belong to the walk's generator frame, whose ``finally`` cancels them and the view
+driving it awaits them: leaving an ``async for`` early (``break``, an exception,
+cancellation) drops the generator, asyncio closes it, and every request still in flight
+is cancelled and awaited.
 """
 
 from __future__ import annotations
@@ -251,6 +252,7 @@ class CallbackSearch(CallbackStream):
         #: Page requests this walk has sent (each may include retries inside the client).
         self.pages_fetched = 0
         self._started = False
+        self._window: _Window | None = None
         self._cursor = self._end = 0
         #: The most wanted records any page's ``total`` put beyond the caps, and that
         #: total: pages answer out of order, so a later one may carry an older total.
@@ -287,6 +289,7 @@ class CallbackSearch(CallbackStream):
                 self.next_offset = chunk.end
         finally:
             await chunks.aclose()
+            await self._settle()
 
     async def _iter_pages(self) -> AsyncGenerator[CallbackPage, None]:
         chunks = self._walk()
@@ -302,6 +305,18 @@ class CallbackSearch(CallbackStream):
                 results = []
         finally:
             await chunks.aclose()
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the requests the walk cancelled as it ended.
+
+        Awaited by the view rather than in the walk's own ``finally``: a pager left
+        unclosed after ``anext()`` has its generators closed by asyncio all at once (at
+        loop shutdown, or when the pager is collected), the view's and the walk's, in
+        either order; a walk then suspended in its ``finally`` made the other close fail
+        ("aclose(): asynchronous generator is already running")."""
+        if self._window is not None:
+            await self._window.settle()
 
     # --- the walk ---------------------------------------------------------------------
 
@@ -331,7 +346,7 @@ class CallbackSearch(CallbackStream):
         self.total = total
         self._end = self._planned_end(start, total)  # may raise before any yield
         self._cursor = request.end
-        window = _Window(self._fetch_planned, self._plan_next, self.concurrency)
+        window = self._window = _Window(self._fetch_planned, self._plan_next, self.concurrency)
         window.fill()
         tally = _Tally(start, self.max_items)
         try:
@@ -357,7 +372,9 @@ class CallbackSearch(CallbackStream):
                 request, landed = landed_next
                 page = await landed.open(window.reserve)
         finally:
-            await window.close()
+            # Cancelled here and awaited by the view that drives the walk (_settle): a
+            # walk suspended in its finally could not be closed by asyncio meanwhile.
+            window.cancel()
 
     def _slices(self, page: RawPage, request: PageRequest, tally: _Tally) -> Iterator[_Chunk]:
         """The page's records past its skip, decoded one slice per step, duplicates out."""
@@ -466,6 +483,7 @@ class _Window:
         self._plan = plan
         self._size = size
         self._queue: deque[tuple[PageRequest, asyncio.Task[LandedPage]]] = deque()
+        self._cancelled: list[asyncio.Task[LandedPage]] = []
         self._in_flight = 0
         self._closed = False
         self._reserving = 0  # the walk waits for a place for a request of its own
@@ -518,13 +536,17 @@ class _Window:
         self.fill()  # the page taken is no longer ahead of the walk
         return request, await task
 
-    async def close(self) -> None:
-        """Cancel what is still pending and wait for it: no task outlives the walk."""
+    def cancel(self) -> None:
+        """Cancel what is still pending, without waiting: :meth:`settle` waits for it."""
         self._closed = True
-        tasks = [task for _, task in self._queue]
+        self._cancelled += (task for _, task in self._queue)
         self._queue.clear()
-        for task in tasks:
+        for task in self._cancelled:
             task.cancel()
+
+    async def settle(self) -> None:
+        """Wait for the requests :meth:`cancel` cancelled: no task outlives the walk."""
+        tasks, self._cancelled = self._cancelled, []
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 

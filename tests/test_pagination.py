@@ -524,6 +524,44 @@ async def test_a_timeout_around_anext_leaves_the_walk_refusing_to_go_on() -> Non
         await anext(pager)
 
 
+@pytest.mark.parametrize("walk_first", [False, True])
+@pytest.mark.parametrize("view", ["items", "pages"])
+async def test_a_walk_left_unclosed_closes_cleanly_when_asyncio_closes_its_generators(
+    view: str, walk_first: bool
+) -> None:
+    # A pager driven by anext() and never closed holds its generators until the loop
+    # shuts down (or the garbage collector finds the pager); asyncio then closes every
+    # generator left at once, the walk inside the view's generator included, in either
+    # order. Neither may fail with "aclose(): asynchronous generator is already running".
+    source = PageSource(100, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=3)
+    outer = pager._items = pager._track(
+        pager._iter_items() if view == "items" else pager._iter_pages()  # type: ignore[arg-type]
+    )
+    await anext(outer)
+    await source.until_requests(4)  # three pages in flight behind the first
+    walk = outer.ag_frame.f_locals["chunks"]
+    order = [walk, outer] if walk_first else [outer, walk]
+    outcomes = await asyncio.gather(*(g.aclose() for g in order), return_exceptions=True)
+    assert outcomes == [None, None]
+    assert source.cancelled == 3
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+def test_a_pager_left_after_anext_says_nothing_when_asyncio_run_ends() -> None:
+    errors: list[dict[str, object]] = []
+
+    async def peek() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        source = PageSource(100)
+        pager = CallbackSearch(source.fetch, page_size=10, concurrency=3)
+        assert (await anext(pager)).id == "0"  # and never closed
+
+    asyncio.run(peek())
+    assert errors == []
+
+
 @pytest.mark.parametrize("stop_at", [50_001, 52_000, 54_999])
 async def test_next_offset_past_the_offset_cap_resumes_without_loss_or_repeat(
     stop_at: int,
