@@ -273,8 +273,18 @@ class CallbackSearch(CallbackStream):
         return self._track(self._iter_pages())
 
     async def collect(self) -> list[Callback]:
-        """Every matching record, in order, as a list. Mind the memory for big searches."""
-        return [callback async for callback in self]
+        """Every matching record, in order, as a list. Mind the memory for big searches.
+
+        All or nothing: when the walk fails part-way, the records gathered so far go with
+        the error, so ``next_offset`` is put back where this call began, and
+        ``search(offset=next_offset)`` fetches them again rather than skipping them.
+        """
+        start = self.next_offset
+        try:
+            return [callback async for callback in self]
+        except BaseException:
+            self.next_offset = start
+            raise
 
     def _iterate(self) -> AsyncGenerator[Callback, None]:
         return self._iter_items()

@@ -413,6 +413,32 @@ async def test_an_error_surfaces_and_next_offset_resumes_without_loss_or_repeat(
     assert [int(i) for i in first] + ids(rest) == list(range(50))
 
 
+async def test_a_failed_collect_puts_next_offset_back_so_nothing_is_skipped() -> None:
+    # collect() hands the caller nothing when it fails: the records it had gathered go
+    # with the error, so resuming from next_offset must fetch them again.
+    source = PageSource(50)
+    source.fail_at[25] = TransportError("reset", endpoint="callbacks/search")
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2, offset=5)
+    with pytest.raises(TransportError):
+        await pager.collect()
+    assert pager.next_offset == 5
+    rest = await CallbackSearch(source.fetch, page_size=10, offset=pager.next_offset).collect()
+    assert ids(rest) == list(range(5, 50))
+
+
+async def test_a_failed_collect_after_anext_resumes_after_what_anext_handed_out() -> None:
+    source = PageSource(50)
+    source.fail_at[30] = TransportError("reset", endpoint="callbacks/search")
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
+    first = await anext(pager)
+    with pytest.raises(TransportError):
+        await pager.collect()
+    assert pager.next_offset == 1
+    rest = await CallbackSearch(source.fetch, page_size=10, offset=pager.next_offset).collect()
+    assert ids([first, *rest]) == list(range(50))
+    await pager.aclose()
+
+
 async def test_next_offset_after_break_mid_page() -> None:
     source = PageSource(50)
     pager = CallbackSearch(source.fetch, page_size=10)
