@@ -123,3 +123,22 @@ def test_every_public_name_has_a_home_and_importing_the_package_loads_no_aiohttp
         assert getattr(convoso_async, name) is not None
     with pytest.raises(AttributeError):
         _ = convoso_async.NoSuchName  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("module_name", ["convoso_async", "convoso_async.testing"])
+def test_type_checkers_do_not_see_the_lazy_module_getattr(module_name: str) -> None:
+    # A module-level __getattr__ that mypy or pyright can see makes every name the module
+    # lacks an Any: `from convoso_async import ConvosoClinet` passed `mypy --strict` in
+    # user code, and so did any typo'd attribute. It must be hidden behind
+    # `if not TYPE_CHECKING:` (the lazy loading at run time is tested above).
+    import ast
+
+    module = importlib.import_module(module_name)
+    tree = ast.parse(Path(module.__file__ or "").read_text(encoding="utf-8"))
+    visible = [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "__getattr__"
+    ]
+    assert visible == []
+    assert callable(module.__getattr__)
