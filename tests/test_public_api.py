@@ -142,3 +142,32 @@ def test_type_checkers_do_not_see_the_lazy_module_getattr(module_name: str) -> N
     ]
     assert visible == []
     assert callable(module.__getattr__)
+
+
+def _declared_minimum(package: str) -> tuple[int, ...]:
+    import re
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    for requirement in dependencies:
+        found = re.fullmatch(rf"{package}\s*>=\s*([0-9.]+)", requirement.strip())
+        if found:
+            return tuple(int(part) for part in found.group(1).split("."))
+    raise AssertionError(f"no '{package}>=' lower bound in {dependencies}")
+
+
+# The oldest release of each dependency the package needs, and why: the suite was run
+# against each declared minimum (pip install 'NAME==X'), and these failed below them.
+NEEDED_MINIMUMS = [
+    # RetryCallState.upcoming_sleep (read by the deadline's stop rule) came in 8.3.0:
+    # under 8.2 every retry of a call with RetryPolicy(deadline=...) raised AttributeError.
+    ("tenacity", (8, 3)),
+]
+
+
+@pytest.mark.parametrize(("package", "needed"), NEEDED_MINIMUMS)
+def test_declared_lower_bounds_are_ones_the_package_works_with(
+    package: str, needed: tuple[int, ...]
+) -> None:
+    assert _declared_minimum(package) >= needed
