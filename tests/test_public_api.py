@@ -163,6 +163,10 @@ NEEDED_MINIMUMS = [
     # RetryCallState.upcoming_sleep (read by the deadline's stop rule) came in 8.3.0:
     # under 8.2 every retry of a call with RetryPolicy(deadline=...) raised AttributeError.
     ("tenacity", (8, 3)),
+    # orjson before 3.9.15 set no depth limit (CVE-2024-27454): an answer of a million
+    # nested '[' crashed the whole process with a segmentation fault, not a
+    # MalformedResponseError.
+    ("orjson", (3, 9, 15)),
 ]
 
 
