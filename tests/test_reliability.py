@@ -645,7 +645,7 @@ async def _not_http(writer: asyncio.StreamWriter) -> None:
 
 @pytest.mark.parametrize(
     ("answer", "says"),
-    [(_bad_chunk_size, "chunk size"), (_not_http, "Bad status line")],
+    [(_bad_chunk_size, "chunk size"), (_not_http, "Expected HTTP/")],
 )
 async def test_an_answer_that_is_not_valid_http_is_reported_as_such(
     answer: Callable[[asyncio.StreamWriter], Awaitable[None]], says: str
