@@ -11,9 +11,11 @@ client under test is exercised on the real aiohttp. Remove this once aioresponse
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -67,3 +69,36 @@ def _seeded_jitter() -> Iterator[None]:
     random.seed(20260227)
     yield
     random.setstate(state)
+
+
+@contextlib.asynccontextmanager
+async def raw_server(
+    answer: Callable[[asyncio.StreamWriter, bytes], Awaitable[None]],
+) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server on 127.0.0.1 that reads each request whole, records its body, and lets
+    ``answer(writer, body)`` write the bytes of the reply; yields the base URL and the
+    bodies. On the way out it waits for every connection's handler to end, so no task
+    outlives the test."""
+    bodies: list[bytes] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.partition(b":")[2])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            )
+            bodies.append(await reader.readexactly(length))
+            await answer(writer, bodies[-1])
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client hung up: what some tests are about
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", bodies
+        await asyncio.gather(*handlers)

@@ -9,7 +9,6 @@ on the wire, not on the client's own bookkeeping. Jitter is drawn from the globa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import gzip
 import logging
@@ -36,6 +35,8 @@ from convoso_async import (
 from convoso_async._retry import RetryBudget
 from convoso_async._transport import MAX_BODY_BYTES
 from convoso_async.testing import ConvosoEmulator, Faults
+
+from .conftest import raw_server
 
 INSERT_PATH = "/callbacks/insert"
 
@@ -558,42 +559,10 @@ async def test_an_insert_whose_connection_never_opens_in_time_is_retried_unsent(
 # --- raw network faults: a server on 127.0.0.1 writing exact bytes ---------------------------
 
 
-@contextlib.asynccontextmanager
-async def raw_server(
-    answer: Callable[[asyncio.StreamWriter], Awaitable[None]],
-) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """A server that reads each request whole, records its body, and lets ``answer`` write
-    the bytes of the reply; yields the base URL and the bodies. On the way out it waits
-    for every connection's handler to end, so no task outlives the test."""
-    bodies: list[bytes] = []
-    handlers: set[asyncio.Task[None]] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.partition(b":")[2])
-                for line in head.lower().split(b"\r\n")
-                if line.startswith(b"content-length:")
-            )
-            bodies.append(await reader.readexactly(length))
-            await answer(writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client hung up: what some tests are about
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with server:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", bodies
-        await asyncio.gather(*handlers)
-
-
 _EMPTY_PAGE_HEAD = b'{"offset": 0, "limit": 1, "total": 0, "results": []'
 
 
-async def _endless_chunked_page(writer: asyncio.StreamWriter) -> None:
+async def _endless_chunked_page(writer: asyncio.StreamWriter, body: bytes) -> None:
     """A page that never ends: the head of a JSON page, then blanks for ever."""
     writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     writer.write(b"%x\r\n%s\r\n" % (len(_EMPTY_PAGE_HEAD), _EMPTY_PAGE_HEAD))
@@ -603,7 +572,7 @@ async def _endless_chunked_page(writer: asyncio.StreamWriter) -> None:
         await writer.drain()  # raises once the client has hung up
 
 
-async def _gzip_bomb_page(writer: asyncio.StreamWriter) -> None:
+async def _gzip_bomb_page(writer: asyncio.StreamWriter, body: bytes) -> None:
     """A valid page, 300 KB on the wire, that inflates past the limit."""
     page = _EMPTY_PAGE_HEAD + b" " * (MAX_BODY_BYTES + 1) + b"}"
     packed = gzip.compress(page, compresslevel=1)
@@ -616,7 +585,7 @@ async def _gzip_bomb_page(writer: asyncio.StreamWriter) -> None:
 
 @pytest.mark.parametrize("answer", [_endless_chunked_page, _gzip_bomb_page])
 async def test_an_answer_larger_than_any_page_is_refused_not_buffered(
-    answer: Callable[[asyncio.StreamWriter], Awaitable[None]],
+    answer: Callable[[asyncio.StreamWriter, bytes], Awaitable[None]],
 ) -> None:
     """A proxy or server that streams without end (or a small gzip inflating to gigabytes)
     must not be read into memory until the timeout: the client stops at the limit, with a
@@ -633,12 +602,12 @@ async def test_an_answer_larger_than_any_page_is_refused_not_buffered(
     assert client.requests_sent == 1
 
 
-async def _bad_chunk_size(writer: asyncio.StreamWriter) -> None:
+async def _bad_chunk_size(writer: asyncio.StreamWriter, body: bytes) -> None:
     writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n")
     await writer.drain()
 
 
-async def _not_http(writer: asyncio.StreamWriter) -> None:
+async def _not_http(writer: asyncio.StreamWriter, body: bytes) -> None:
     writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
     await writer.drain()
 
@@ -648,7 +617,7 @@ async def _not_http(writer: asyncio.StreamWriter) -> None:
     [(_bad_chunk_size, "chunk size"), (_not_http, "Expected HTTP/")],
 )
 async def test_an_answer_that_is_not_valid_http_is_reported_as_such(
-    answer: Callable[[asyncio.StreamWriter], Awaitable[None]], says: str
+    answer: Callable[[asyncio.StreamWriter, bytes], Awaitable[None]], says: str
 ) -> None:
     """aiohttp reports a broken answer as a ClientResponseError of status 400, its own
     stand-in: the server sent no 400 (here a 200, or no status at all). The error names

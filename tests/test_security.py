@@ -56,7 +56,7 @@ from convoso_async import (
 from convoso_async import cli as cli_module
 from convoso_async.testing import ConvosoEmulator, Faults
 
-from .conftest import BASE, TOKEN
+from .conftest import BASE, TOKEN, raw_server
 from .samples import API_FIELDS
 
 SEARCH_URL = f"{BASE}/callbacks/search"
@@ -602,26 +602,16 @@ async def test_a_parser_error_quoting_the_echoed_form_leaks_no_token(
     chained and raised with no spelling of the token in any of them."""
     caplog.set_level(logging.DEBUG)  # the root logger: aiohttp's loggers too
     caplog.set_level(logging.DEBUG, logger="convoso_async")
-    bodies: list[bytes] = []
 
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.partition(b":")[2])
-            for line in head.lower().split(b"\r\n")
-            if line.startswith(b"content-length:")
-        )
-        bodies.append(await reader.readexactly(length))
-        writer.write(answer % bodies[-1])
-        writer.close()
-        await writer.wait_closed()
+    async def echo(writer: asyncio.StreamWriter, body: bytes) -> None:
+        writer.write(answer % body)
 
-    server = await asyncio.start_server(echo, "127.0.0.1", 0)
-    async with server:
-        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
-        async with ConvosoClient(ODD_TOKEN, base_url=base, retry=FAST) as client:
-            with pytest.raises(TransportError) as info:
-                await client.callbacks.search_page()
+    async with (
+        raw_server(echo) as (base, bodies),
+        ConvosoClient(ODD_TOKEN, base_url=base, retry=FAST) as client,
+    ):
+        with pytest.raises(TransportError) as info:
+            await client.callbacks.search_page()
     assert len(bodies) == FAST.attempts
     assert quote_plus(ODD_TOKEN).encode() in bodies[0]  # it really was echoed
     error = info.value
