@@ -315,7 +315,6 @@ class _Output:
         self.handle: IO[bytes] | None = None
         self.partial: Path | None = None
         self._checkpoint = checkpoint
-        self._stable = checkpoint is not None
 
     def open(self, resume_bytes: int | None) -> IO[bytes]:
         if self.stdout:
@@ -324,7 +323,7 @@ class _Output:
             self.handle = sys.stdout.buffer
             return self.handle
         directory = self.target.parent
-        if self._stable:
+        if self._checkpoint is not None:
             self.partial = directory / f".{self.target.name}.partial"
             if resume_bytes is not None:
                 if not self.partial.exists() or self.partial.stat().st_size < resume_bytes:
