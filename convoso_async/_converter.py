@@ -7,7 +7,8 @@ Wire rules (what the live API sends, and what the caller gets):
   field is ``None``.
 * ``created_at``, ``modified_at`` and ``callback_time`` accept ``YYYY-MM-DD HH:MM:SS``,
   the vendor's ``YYYY-MM-DD hh:mm AM/PM`` and ISO 8601 with an offset
-  (``2016-11-17T10:54:21-0800``). ``null``, ``""`` and ``0000-00-00 00:00:00`` are
+  (``2016-11-17T10:54:21-0800``), each also with a one-digit hour (PHP's ``g:i A``:
+  ``2026-03-05 2:30 PM``). ``null``, ``""`` and ``0000-00-00 00:00:00`` are
   ``None``. Any other text is a :class:`MalformedResponseError`: a time we cannot read is
   never guessed.
 * ``stage`` and ``recipient`` are looked up case-insensitively (``PASTDUE`` is
@@ -44,6 +45,8 @@ _TIME_CACHE_MAX: Final = 100_000
 _TIME_CACHE: dict[object, datetime | None] = {None: None}
 #: An ISO 8601 zone at the end of a time: ``Z``, ``+05:30``, ``-0800`` or ``+05``.
 _ZONE_SUFFIX: Final = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$", re.ASCII)
+#: A date, then an hour written with one digit (``2026-03-05 2:30 PM``).
+_ONE_DIGIT_HOUR: Final = re.compile(r"\d{4}-\d\d-\d\d[ T]\d:", re.ASCII)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -83,6 +86,8 @@ def _parse_time_text(text: str) -> datetime | None:
         return None
     if not stripped.isascii():
         raise ValueError(f"{text!r} is not a time")
+    if _ONE_DIGIT_HOUR.match(stripped):
+        stripped = f"{stripped[:11]}0{stripped[11:]}"  # PHP's "g:i A" or "G:i:s": 2:30 PM
     meridiem = stripped[-2:].upper()
     if meridiem in ("AM", "PM"):
         # "2026-03-05 02:30 PM": fromisoformat is ~40x faster than strptime.

@@ -17,6 +17,7 @@ from convoso_async import (
     MalformedResponseError,
     Recipient,
     Stage,
+    _converter,
 )
 from convoso_async import _protocol as proto
 from convoso_async._converter import converter, parse_time
@@ -308,6 +309,38 @@ def test_callback_time_spellings(text: str, expected: datetime) -> None:
     assert value == expected
     assert value is not None
     assert value.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # PHP's "g:i A" (12-hour hour without its leading zero)
+        ("2026-03-05 2:30 PM", datetime(2026, 3, 5, 14, 30)),
+        ("2026-03-05 9:05 am", datetime(2026, 3, 5, 9, 5)),
+        ("2026-03-05 2:30PM", datetime(2026, 3, 5, 14, 30)),
+        # and PHP's "G:i:s" (24-hour)
+        ("2026-03-05 2:30:00", datetime(2026, 3, 5, 2, 30)),
+        ("2026-03-05T9:05:07", datetime(2026, 3, 5, 9, 5, 7)),
+    ],
+)
+@pytest.mark.parametrize("field", ["created_at", "modified_at", "callback_time"])
+def test_a_one_digit_hour_is_read(field: str, text: str, expected: datetime) -> None:
+    assert getattr(one({field: text}), field) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-03-05 2:3 PM", "2026-03-05 0:30 AM", "2026-03-05 2 PM"])
+def test_a_one_digit_hour_is_still_checked(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+def test_a_one_digit_hour_is_read_on_every_decode_path() -> None:
+    # A full record takes the record path; two records with the same fields the column path.
+    record = {**REFERENCE_RECORD, "callback_time": "2026-03-05 2:30 PM"}
+    record_path = _converter._structure_fast(dict(record), _converter._fields_of)
+    columns = _converter._structure_columns([dict(record), dict(REFERENCE_RECORD)])
+    assert columns is not None
+    assert record_path.callback_time == columns[0].callback_time == datetime(2026, 3, 5, 14, 30)
 
 
 def test_iso_offset_is_kept_aware_and_local_times_stay_naive() -> None:
