@@ -14,7 +14,7 @@ import codecs
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
@@ -429,6 +429,10 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+#: An HTTP-date in C's asctime() form: ``Sun Nov  6 08:49:37 1994`` (RFC 9110 5.6.7).
+_ASCTIME: Final = re.compile(r"[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d\d:\d\d:\d\d \d{4}", re.ASCII)
+
+
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """``Retry-After`` as seconds: a number of seconds or an HTTP-date (RFC 9110)."""
     if not value:
@@ -445,7 +449,11 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     except (TypeError, ValueError, OverflowError):  # a year too big for a C int overflows
         return None
     if when.tzinfo is None:
-        return None
+        # asctime ("Sun Nov  6 08:49:37 1994") names no zone, and is GMT (RFC 9110
+        # 5.6.7); RFC 2822's "-0000" is a zone said to be unknown, so not a time.
+        if not _ASCTIME.fullmatch(value):
+            return None
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
 
 

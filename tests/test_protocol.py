@@ -971,7 +971,12 @@ def test_a_body_behind_many_byte_order_marks_is_read_or_refused_with_a_typed_err
         (None, None),
         ("", None),
         ("soon", None),
+        # RFC 9110 5.6.7: a recipient accepts the obsolete RFC 850 and asctime forms too
+        ("Thursday, 05-Mar-26 12:01:00 GMT", 60.0),
+        ("Thu Mar  5 12:01:00 2026", 60.0),
+        ("Thu Mar 15 12:00:00 2026", 864000.0),
         ("Thu, 05 Mar 2026 12:01:00 -0000", None),  # RFC 2822 "unknown zone": naive
+        ("Thu Mar  5 12:01:00 2026 tomorrow", None),
         ("inf", None),  # a caller sleeping on the hint would never wake
         ("1e400", None),
         ("NaN", None),
