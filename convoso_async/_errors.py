@@ -118,6 +118,8 @@ class ConvosoAPIError(ConvosoError):
         where = f"{self.endpoint}: " if self.endpoint else ""
         code = f" (code {self.code})" if self.code is not None else ""
         status = f" [HTTP {self.status}]" if self.status not in (None, 200) else ""
+        if self.message == status[2:-1]:
+            status = ""  # a body without text: the status is the message already
         return f"{where}{self.message}{code}{status}"
 
 

@@ -1215,8 +1215,17 @@ def test_api_errors_pickle_round_trip(error: ConvosoAPIError) -> None:
 def test_api_error_str_names_endpoint_code_and_non_200_status() -> None:
     error = ConvosoAPIError("Callback not found", code=6074, endpoint="callbacks/delete")
     assert str(error) == "callbacks/delete: Callback not found (code 6074)"
-    error = ServerError("HTTP 502", endpoint="callbacks/search", status=502)
-    assert str(error) == "callbacks/search: HTTP 502 [HTTP 502]"
+    error = ServerError("Bad gateway", endpoint="callbacks/search", status=502)
+    assert str(error) == "callbacks/search: Bad gateway [HTTP 502]"
+    # A body without text leaves the status as the message: it is said once, not twice.
+    with pytest.raises(ServerError) as info:
+        proto.check_status(proto.SEARCH, 503, {}, b"", NOW)
+    assert str(info.value) == "callbacks/search: HTTP 503"
+    assert (info.value.message, info.value.status) == ("HTTP 503", 503)
+    body = b'{"success": false, "code": 77}'
+    with pytest.raises(ServerError) as info:
+        proto.check_status(proto.SEARCH, 500, {}, body, NOW)
+    assert str(info.value) == "callbacks/search: HTTP 500 (code 77)"
     assert str(ConvosoAPIError("bare")) == "bare"
 
 
