@@ -126,6 +126,14 @@ class CallbackPage:
     total: int
     results: tuple[Callback, ...]
 
+    def __repr__(self) -> str:
+        # The records are counted, not shown: 5000 of them would make a log line or a
+        # traceback megabytes long. Each one's own repr shows its fields.
+        return (
+            f"CallbackPage(offset={self.offset!r}, limit={self.limit!r}, "
+            f"total={self.total!r}, results=<{len(self.results)} Callback>)"
+        )
+
     @property
     def next_offset(self) -> int:
         """The offset of the record just past this page."""

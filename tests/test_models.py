@@ -145,6 +145,18 @@ def test_callback_page_is_frozen_and_slotted() -> None:
         page.total = 5  # type: ignore[misc]
 
 
+def test_a_page_repr_counts_its_records_rather_than_printing_them() -> None:
+    """A full page printed every record: 5000 of them made a ~2.4 MB repr, and so a
+    log line or a traceback showing the page."""
+    record = structure_records([dict(REFERENCE_RECORD)])[0]
+    page = CallbackPage(offset=40, limit=5000, total=9001, results=(record,) * 5000)
+    assert repr(page) == "CallbackPage(offset=40, limit=5000, total=9001, results=<5000 Callback>)"
+    assert repr(CallbackPage(0, 20, 0, ())) == (
+        "CallbackPage(offset=0, limit=20, total=0, results=<0 Callback>)"
+    )
+    assert "Jane Smith" in repr(record)  # a record on its own still shows its fields
+
+
 @pytest.mark.parametrize(
     ("offset", "count", "expected"),
     [(0, 0, 0), (0, 2, 2), (40, 20, 60), (100, 3, 103)],
