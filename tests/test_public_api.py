@@ -125,6 +125,69 @@ def test_every_public_name_has_a_home_and_importing_the_package_loads_no_aiohttp
         _ = convoso_async.NoSuchName  # type: ignore[attr-defined]
 
 
+def _public_callables() -> list[tuple[str, object]]:
+    """Every class and function in the two packages' ``__all__``, and each class's public
+    methods and dunders (``__init__``, ``__aenter__``...) up its MRO within the package."""
+    import inspect
+
+    import convoso_async.testing
+
+    found: list[tuple[str, object]] = []
+    for module in (convoso_async, convoso_async.testing):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                found.append((f"{module.__name__}.{name}", obj))
+            if not inspect.isclass(obj):
+                continue
+            found.append((f"{module.__name__}.{name}", obj))
+            for klass in obj.__mro__:
+                if not klass.__module__.startswith("convoso_async"):
+                    continue
+                for attr, member in vars(klass).items():
+                    if attr.startswith("_") and not attr.endswith("__"):
+                        continue  # private
+                    if isinstance(member, staticmethod | classmethod):
+                        member = member.__func__
+                    if isinstance(member, property):
+                        member = member.fget
+                    if inspect.isfunction(member):
+                        found.append((f"{module.__name__}.{name}.{attr}", member))
+    return found
+
+
+def test_type_hints_of_every_public_callable_resolve_at_run_time() -> None:
+    """pydantic, FastAPI, typeguard and cattrs call typing.get_type_hints on the
+    signatures they are handed: a name imported only for type checkers, or a generic
+    that cannot be subscripted at run time (``array[int]`` on 3.11), made it raise."""
+    import typing
+
+    callables = _public_callables()
+    assert len(callables) > 100
+    failures = []
+    for name, obj in callables:
+        try:
+            typing.get_type_hints(obj)
+        except Exception as error:  # collected, reported together
+            failures.append(f"{name}: {type(error).__name__}: {error}")
+    assert failures == []
+
+
+def test_the_exports_type_hints_resolve_in_a_fresh_interpreter() -> None:
+    """The export's signature names Callbacks, whose module imports the export's: it
+    must resolve when CallbackExport is the first name the program touches."""
+    import subprocess
+    import sys
+
+    code = (
+        "import typing, convoso_async; "
+        "hints = typing.get_type_hints(convoso_async.CallbackExport.__init__); "
+        "print(hints['callbacks'] is convoso_async.Callbacks)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.stdout.strip(), out.returncode) == ("True", 0), out.stderr
+
+
 @pytest.mark.parametrize("module_name", ["convoso_async", "convoso_async.testing"])
 def test_type_checkers_do_not_see_the_lazy_module_getattr(module_name: str) -> None:
     # A module-level __getattr__ that mypy or pyright can see makes every name the module

@@ -39,7 +39,12 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    _IntArray = array[int]
+else:  # array is subscriptable at run time only from Python 3.12, and typing.get_type_hints
+    _IntArray = array  # evaluates load()'s signature (pydantic, typeguard)
 
 ROW_BITS: Final = 24
 ROW_MASK: Final = (1 << ROW_BITS) - 1
@@ -255,16 +260,16 @@ class CallbackStore:
     def load(
         self,
         *,
-        minute: array[int],
-        created: array[int],
-        modified: array[int],
-        lead: array[int],
-        user: array[int],
+        minute: _IntArray,
+        created: _IntArray,
+        modified: _IntArray,
+        lead: _IntArray,
+        user: _IntArray,
         stage_spelling: bytearray,
         recipient_spelling: bytearray,
         status: bytearray,
         clock24: bytearray,
-        comment: array[int],
+        comment: _IntArray,
     ) -> None:
         """Replace the contents with whole columns (row ``i`` = id ``ID_BASE + i``)."""
         n = len(minute)
