@@ -5,7 +5,8 @@ arguments (argparse, or a ``ValueError`` from validation); 3 the output path cou
 be written (``OSError``), or the emulator could not bind its address; 4 the demo's
 export did not match the emulator's store; 130 interrupted (Ctrl-C); 141, silently, stdout
 was closed before the output ended (``| head``), as SIGPIPE would end it; 143 terminated
-(SIGTERM: ``systemctl stop``, ``timeout``), after the same clean-up as Ctrl-C. Failures
+(SIGTERM: ``systemctl stop``, ``timeout``) and 129 hung up (SIGHUP: the terminal closed),
+after the same clean-up as Ctrl-C. Failures
 print one line, ``error: <Type>: <message>``, never a traceback (``--verbose`` adds debug
 logging, never the token).
 
@@ -52,6 +53,7 @@ from ._writers import FORMATS, Writer, durable, open_writer
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_OUTPUT, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a process the signal ended
 EXIT_TERMINATED = 143  # 128 + SIGTERM, likewise
+EXIT_HANGUP = 129  # 128 + SIGHUP, likewise
 
 logger = logging.getLogger("convoso_async")
 
@@ -704,40 +706,57 @@ def _demo_hot_days(records: int, start: date, days: int) -> dict[date, int]:
 
 
 class _Terminated(Exception):
-    """SIGTERM arrived: the command was cancelled and has cleaned up."""
+    """SIGTERM or SIGHUP arrived: the command was cancelled and has cleaned up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: The signals that cancel a command: the last line it prints for each, and its exit code.
+_ENDING_SIGNALS: dict[int, tuple[str, int]] = {
+    signal.SIGTERM: ("SIGTERM: terminated", EXIT_TERMINATED)
+}
+_SIGHUP = getattr(signal, "SIGHUP", None)  # not on Windows
+if _SIGHUP is not None:
+    _ENDING_SIGNALS[_SIGHUP] = ("SIGHUP: hangup", EXIT_HANGUP)
 
 
 async def _terminable(command: Coroutine[Any, Any, int]) -> int:
-    """Run ``command``, cancelled by SIGTERM as asyncio.run cancels it on Ctrl-C.
+    """Run ``command``, cancelled by SIGTERM or SIGHUP as asyncio.run cancels it on Ctrl-C.
 
-    Python's default for SIGTERM (``systemctl stop``, ``timeout``, ``kill``) ends the
-    process on the spot: an export's temporary output stayed behind under a random name,
-    one more on every run. Cancelled instead, the export removes it (or keeps the
-    checkpointed partial for the rerun) and closes its connections, as on Ctrl-C.
+    Python's default for SIGTERM (``systemctl stop``, ``timeout``, ``kill``) and SIGHUP
+    (the terminal closed, without ``nohup``) ends the process on the spot: an export's
+    temporary output stayed behind under a random name, one more on every run. Cancelled
+    instead, the export removes it (or keeps the checkpointed partial for the rerun) and
+    closes its connections, as on Ctrl-C.
     """
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    terminated = False
+    received: list[int] = []
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        nonlocal terminated
-        terminated = True
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
         loop.call_soon_threadsafe(task.cancel)
 
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        for signum in _ENDING_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+                previous[signum] = signal.signal(signum, on_signal)
     except ValueError:  # not the main thread: signals are not ours to handle
         return await command
     try:
         return await command
     except asyncio.CancelledError:
-        if not terminated:
+        if not received:
             raise
         task.uncancel()
-        raise _Terminated from None
+        raise _Terminated(received[0]) from None
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -767,9 +786,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("KeyboardInterrupt: interrupted")
         return EXIT_INTERRUPTED
-    except _Terminated:
-        _error("SIGTERM: terminated")
-        return EXIT_TERMINATED
+    except _Terminated as exc:
+        line, code = _ENDING_SIGNALS[exc.signum]
+        with contextlib.suppress(OSError):  # after SIGHUP, the terminal may be gone
+            _error(line)
+        return code
     except BrokenPipeError:  # before OSError: the reader went away (`| head`), not a failure
         return _stdout_closed()
     except ConvosoError as exc:

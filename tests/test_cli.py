@@ -1008,8 +1008,16 @@ def _signalled_mid_export(
         (signal.SIGTERM, "jsonl", 143, "error: SIGTERM: terminated"),
         (signal.SIGTERM, "parquet", 143, "error: SIGTERM: terminated"),
         (signal.SIGINT, "jsonl", 130, "error: KeyboardInterrupt: interrupted"),
+        # A terminal closed under an export run without nohup: killed on the spot too.
+        pytest.param(
+            getattr(signal, "SIGHUP", None),
+            "jsonl",
+            129,
+            "error: SIGHUP: hangup",
+            marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP"),
+        ),
     ],
-    ids=["sigterm-jsonl", "sigterm-parquet", "sigint-jsonl"],
+    ids=["sigterm-jsonl", "sigterm-parquet", "sigint-jsonl", "sighup-jsonl"],
 )
 def test_a_signal_mid_export_exits_with_one_line_and_leaves_no_temporary_file(
     emu: ConvosoEmulator, tmp_path: Path, signum: int, fmt: str, code: int, last_line: str
@@ -1046,10 +1054,12 @@ def test_sigterm_mid_checkpointed_export_resumes_to_exactly_the_store(
 def test_sigterm_handling_is_only_for_the_command(
     emu: ConvosoEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The handler is the command's: whatever was there before is back once it returns.
-    before = signal.getsignal(signal.SIGTERM)
+    # The handlers are the command's: whatever was there before is back once it returns.
+    names = ("SIGTERM", "SIGHUP")
+    signums = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    before = [signal.getsignal(signum) for signum in signums]
     assert cli.main(["search", "--limit", "1"]) == 0
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert [signal.getsignal(signum) for signum in signums] == before
     # Off the main thread, where no handler can be set, the command runs all the same.
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(cli.main(["search", "--limit", "1"])))
@@ -1057,6 +1067,27 @@ def test_sigterm_handling_is_only_for_the_command(
     thread.join()
     assert codes == [0]
     assert "error" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
+def test_a_sighup_ignored_as_nohup_ignores_it_stays_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Run under nohup, closing the terminal must not end the command.
+    seen: list[object] = []
+
+    async def command(*args: Any) -> int:
+        seen.append(signal.getsignal(signal.SIGHUP))
+        return 0
+
+    monkeypatch.setattr(cli, "_search_command", command)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert cli.main(["search"]) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert seen == [signal.SIG_IGN]
 
 
 def test_emulator_command_delegates(capsys: pytest.CaptureFixture[str]) -> None:
