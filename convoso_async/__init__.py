@@ -50,7 +50,7 @@ _HOME = {
     "Recipient": "._models",
     "Stage": "._models",
     "CallbackSearch": "._pagination",
-    "CallbackExport": "._client",  # which binds the Callbacks its signature names
+    "CallbackExport": "._export",
     "ExportProgress": "._export",
     "ExportWindow": "._export",
     "RetryPolicy": "._retry",

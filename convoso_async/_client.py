@@ -23,7 +23,6 @@ from typing import Any, Self, TypeVar
 import aiohttp
 from yarl import URL
 
-from . import _export
 from . import _protocol as proto
 from ._errors import ConvosoError
 from ._export import CallbackExport, ExportProgress, ExportWindow
@@ -648,9 +647,3 @@ class Callbacks:
         """Delete a callback. A retried delete whose first attempt landed reports 6074."""
         form = proto.delete_form(callback_id)
         await self._client._call(proto.DELETE, form, idempotent=True, decode=proto.delete_answer)
-
-
-# CallbackExport's signature names Callbacks, which _export cannot import (this module
-# imports it): bound there once defined, so typing.get_type_hints (pydantic, typeguard)
-# resolves it. The package loads CallbackExport through this module for the same reason.
-vars(_export)["Callbacks"] = Callbacks

@@ -117,9 +117,10 @@ class ConvosoAPIError(ConvosoError):
     def _describe(self) -> str:
         where = f"{self.endpoint}: " if self.endpoint else ""
         code = f" (code {self.code})" if self.code is not None else ""
-        status = f" [HTTP {self.status}]" if self.status not in (None, 200) else ""
-        if self.message == status[2:-1]:
-            status = ""  # a body without text: the status is the message already
+        status = ""
+        # A body without text has "HTTP 503" as its message already: say it once.
+        if self.status not in (None, 200) and self.message != f"HTTP {self.status}":
+            status = f" [HTTP {self.status}]"
         return f"{where}{self.message}{code}{status}"
 
 

@@ -69,7 +69,7 @@ from ._models import Callback, CallbackPage, Recipient, Stage
 from ._pagination import CallbackSearch, CallbackStream
 
 if TYPE_CHECKING:
-    from ._client import Callbacks  # bound at run time by _client, see its end
+    from ._client import Callbacks
 
 logger = logging.getLogger("convoso_async")
 T = TypeVar("T")
