@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import logging
 import os
 import secrets
@@ -31,6 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -485,6 +487,8 @@ async def _run_export(
             if writer is None:
                 resume = _resume_bytes(export, checkpoint, fmt)
                 writer = open_writer(fmt, out.open(resume), resume=resume is not None)
+                if resume is not None:
+                    _skip_written(export, out, fmt)
             async for callback in export:
                 if across_stages is not None and not across_stages.add(callback.id):
                     continue
@@ -528,6 +532,45 @@ def _resume_bytes(export: CallbackExport, checkpoint: Path | None, fmt: str) -> 
     if state["format"] != fmt:
         raise ValueError(f"the checkpoint was written for --format {state['format']}")
     return size
+
+
+def _skip_written(export: CallbackExport, out: _Output, fmt: str) -> None:
+    """Let a resumed export drop the records its partial output already holds.
+
+    The export drops a record that a later window gives again (a callback rescheduled
+    to a later day, or moved to a later stage, during the export), but only among the
+    records it handed out itself: those of the windows completed before the resume are
+    in the partial output (truncated to them by now), so their ids are read back from it.
+    """
+    assert out.partial is not None
+    seen = export._seen
+    limit = csv.field_size_limit()
+    try:
+        if fmt == "jsonl":
+            with out.partial.open("rb") as handle:
+                for line in handle:
+                    seen.add(_written_id(orjson.loads(line)["id"]))
+            return
+        # A field as long as the writer wrote it (comments past csv's 128 KiB default).
+        csv.field_size_limit(sys.maxsize)
+        with out.partial.open(encoding="utf-8", newline="") as text:
+            rows = csv.reader(text)
+            next(rows, None)  # the header
+            for row in rows:
+                seen.add(_written_id(row[0]))
+    except (ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
+        raise ValueError(
+            f"{out.partial} does not hold the {fmt} records the checkpoint vouches for "
+            f"({type(exc).__name__}): remove the checkpoint to start over"
+        ) from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _written_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("an id that is not a string")
+    return value
 
 
 def _configure_logging(verbose: bool) -> logging.Handler | None:

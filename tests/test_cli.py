@@ -30,7 +30,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from rich.console import Console
 
-from convoso_async import Callback, ConvosoClient, RetryPolicy, _writers, cli
+from convoso_async import Callback, ConvosoClient, RetryPolicy, _export, _writers, cli
 from convoso_async import _protocol as proto
 from convoso_async._export import ExportWindow
 from convoso_async._writers import CSV_HEADER, Writer
@@ -793,6 +793,97 @@ def test_an_export_failing_before_its_checkpoint_is_written_leaves_no_partial(
     emu.clear_script()
     assert cli.main(argv) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["cb.csv"]
+
+
+def _die_after_the_first_window(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the checkpointed export ``argv`` until its first window is recorded as done,
+    then fail (exit 3), leaving the checkpoint and the partial output as a kill would."""
+    real_save = _export.write_atomically
+    saves: list[str] = []
+
+    def save_then_die(path: Any, text: str) -> None:
+        real_save(path, text)
+        saves.append(text)
+        if len(saves) == 2:  # the plan, then the first window recorded as done
+            raise OSError("the process died here")
+
+    monkeypatch.setattr(_export, "write_atomically", save_then_die)
+    assert cli.main(argv) == 3
+    monkeypatch.setattr(_export, "write_atomically", real_save)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_callback_rescheduled_into_a_later_window_is_not_repeated_by_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # The export drops a record it has already handed out when a later window gives it
+    # again (a callback rescheduled to a later day meanwhile), but a resumed export knew
+    # nothing of the records its completed windows wrote: the callback was in the
+    # output twice once the process had been killed between the two windows.
+    server = Served(ConvosoEmulator(500, seed=3, auth_token=SECRET))
+    try:
+        monkeypatch.setenv("CONVOSO_BASE_URL", server.emu.base_url)
+        monkeypatch.setenv("CONVOSO_AUTH_TOKEN", SECRET)
+        monkeypatch.setattr(proto, "REACHABLE", 100)  # windows of a few days
+        out, ckpt = tmp_path / f"cb.{fmt}", tmp_path / "cb.ckpt"
+        argv = ["export", *RANGE, "--format", fmt, "-o", str(out), "--checkpoint", str(ckpt)]
+        argv += ["--concurrency", "1", "-q"]
+        _die_after_the_first_window(argv, monkeypatch)
+        saved = json.loads(ckpt.read_text())
+        assert saved["done"] == [0]
+        last = ExportWindow.from_json(saved["windows"][-1])
+        partial = tmp_path / f".cb.{fmt}.partial"
+        if fmt == "jsonl":
+            moved = lines(partial)[0]["id"]
+        else:
+            with partial.open(newline="") as handle:
+                moved = list(csv.reader(handle))[1][0]
+        # Rescheduled to the last window's last day: walked again there on the resume.
+        minute = last.end.toordinal() * 24 * 60 + 10 * 60
+
+        async def reschedule() -> bool:
+            return server.emu.store.update(moved, minute=minute)
+
+        assert server.call(reschedule())
+        assert cli.main(argv) == 0
+        if fmt == "jsonl":
+            ids = [r["id"] for r in lines(out)]
+        else:
+            with out.open(newline="") as handle:
+                ids = [row[0] for row in list(csv.reader(handle))[1:]]
+        stored = set(server.emu.store.ids())
+    finally:
+        server.close()
+    assert ids.count(moved) == 1
+    assert len(ids) == len(set(ids)) == len(stored)
+    assert set(ids) == stored
+
+
+@pytest.mark.parametrize(("fmt", "junk"), [("jsonl", b'{"no": "id"}\n'), ("csv", b"\xff")])
+def test_a_resume_refuses_a_partial_output_that_is_not_the_records(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+    junk: bytes,
+) -> None:
+    # The resume reads back the ids its partial output holds: bytes that are not the
+    # records (overwritten meanwhile) are a usage error, not a KeyError traceback.
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    out, ckpt = tmp_path / f"cb.{fmt}", tmp_path / "cb.ckpt"
+    argv = ["export", *RANGE, "--format", fmt, "-o", str(out), "--checkpoint", str(ckpt), "-q"]
+    _die_after_the_first_window(argv, monkeypatch)
+    partial = tmp_path / f".cb.{fmt}.partial"
+    size = json.loads(ckpt.read_text())["state"]["output_bytes"]
+    partial.write_bytes((junk * size)[:size])
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: ValueError: {partial} does not hold the {fmt} records")
+    assert err.rstrip().endswith("remove the checkpoint to start over")
+    assert ckpt.exists()
+    assert not out.exists()
 
 
 def test_the_checkpoint_outlives_a_failed_commit_of_the_output(
