@@ -459,9 +459,11 @@ async def _run_export(
     writer: Writer | None = None
     exports: list[CallbackExport] = []
     written = 0
-    # Each stage's export de-duplicates only its own records: a callback whose stage
-    # changes between two of them (PENDING, then DISMISSED) would be written twice.
-    across_stages = SeenIds() if len(stages) > 1 else None
+    # Each export de-duplicates only the records it hands out itself. With several stages,
+    # a callback whose stage changes between two of them (PENDING, then DISMISSED) would
+    # be written twice; on a resume, so would one that moved from a window the partial
+    # output holds into one still to walk (rescheduled to a later day meanwhile).
+    written_ids = SeenIds() if len(stages) > 1 else None
 
     def output_state(window: ExportWindow) -> dict[str, Any]:
         assert writer is not None
@@ -487,10 +489,10 @@ async def _run_export(
             if writer is None:
                 resume = _resume_bytes(export, checkpoint, fmt)
                 writer = open_writer(fmt, out.open(resume), resume=resume is not None)
-                if resume is not None:
-                    _skip_written(export, out, fmt)
+                if resume is not None:  # --checkpoint: one stage, so written_ids was None
+                    written_ids = _ids_written(out, fmt)
             async for callback in export:
-                if across_stages is not None and not across_stages.add(callback.id):
+                if written_ids is not None and not written_ids.add(callback.id):
                     continue
                 writer.write(callback)
                 written += 1
@@ -534,23 +536,18 @@ def _resume_bytes(export: CallbackExport, checkpoint: Path | None, fmt: str) -> 
     return size
 
 
-def _skip_written(export: CallbackExport, out: _Output, fmt: str) -> None:
-    """Let a resumed export drop the records its partial output already holds.
-
-    The export drops a record that a later window gives again (a callback rescheduled
-    to a later day, or moved to a later stage, during the export), but only among the
-    records it handed out itself: those of the windows completed before the resume are
-    in the partial output (truncated to them by now), so their ids are read back from it.
-    """
+def _ids_written(out: _Output, fmt: str) -> SeenIds:
+    """The ids in a resumed export's partial output, truncated by now to the windows the
+    checkpoint vouches for; a ``ValueError`` if it does not hold such records."""
     assert out.partial is not None
-    seen = export._seen
+    seen = SeenIds()
     limit = csv.field_size_limit()
     try:
         if fmt == "jsonl":
             with out.partial.open("rb") as handle:
                 for line in handle:
                     seen.add(_written_id(orjson.loads(line)["id"]))
-            return
+            return seen
         # A field as long as the writer wrote it (comments past csv's 128 KiB default).
         csv.field_size_limit(sys.maxsize)
         with out.partial.open(encoding="utf-8", newline="") as text:
@@ -558,6 +555,7 @@ def _skip_written(export: CallbackExport, out: _Output, fmt: str) -> None:
             next(rows, None)  # the header
             for row in rows:
                 seen.add(_written_id(row[0]))
+        return seen
     except (ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
         raise ValueError(
             f"{out.partial} does not hold the {fmt} records the checkpoint vouches for "
