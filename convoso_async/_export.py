@@ -542,7 +542,7 @@ class CallbackExport(CallbackStream):
             gap = window.total - covered
             raise PaginationLimitError(
                 f"{self._describe(window)} holds {window.total} callbacks, but its {dimension} "
-                f"partitions ({', '.join(f'{p.stage or p.recipient}={p.total}' for p in parts)}) "
+                f"partitions ({', '.join(f'{getattr(p, dimension)}={p.total}' for p in parts)}) "
                 f"add up to {covered}: a gap of {gap} records with a {dimension} no filter "
                 "selects, beyond the cap and so out of reach; refusing to lose them silently. "
                 "Narrow the export (campaign_id, list_id, user_id) so the window fits the cap",

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from convoso_async import ConvosoClient, PaginationLimitError, RetryPolicy, ServerError
 from convoso_async import _export as export_mod
+from convoso_async import _protocol as proto
 from convoso_async._export import CallbackExport, ExportProgress, ExportWindow, SeenIds
 from convoso_async._protocol import REACHABLE
 from convoso_async.testing import ConvosoEmulator, Faults
@@ -119,6 +120,23 @@ async def test_a_gap_no_filter_reaches_is_a_typed_error_naming_it(
     assert f"window {HOT}" in message
     assert f"a gap of {hot_missed} records" in message
     assert caught.value.total - caught.value.reachable == hot_missed
+
+
+async def test_a_recipient_gap_names_the_recipient_partitions(
+    live: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stage part split by recipient named each part by its stage: "its recipient
+    # partitions (COMPLETED=10960, COMPLETED=11071)", not which recipient held what.
+    monkeypatch.setattr(proto, "REACHABLE", 15_000)  # the hot day's COMPLETED is beyond
+    async with live, client_for(live) as client:
+        with pytest.raises(PaginationLimitError) as caught:
+            await drain(client.callbacks.export(START, END))
+    message = str(caught.value)
+    parts = message.split("recipient partitions (")[1].split(")")[0]
+    assert f"window {HOT} stage=COMPLETED holds" in message
+    assert [p.split("=")[0] for p in parts.split(", ")] == ["System", "Personal"]
+    counts = [int(p.split("=")[1]) for p in parts.split(", ")]
+    assert sum(counts) == caught.value.reachable < caught.value.total  # USERONLY: the gap
 
 
 @pytest.fixture(scope="module")
