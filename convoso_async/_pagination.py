@@ -19,6 +19,7 @@ is cancelled and awaited.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import operator
 import weakref
@@ -257,6 +258,11 @@ class CallbackSearch(CallbackStream):
         #: The most wanted records any page's ``total`` put beyond the caps, and that
         #: total: pages answer out of order, so a later one may carry an older total.
         self._out_of_reach = self._total_out_of_reach = 0
+        #: When each page answered but not yet handed out was asked for and answered,
+        #: in one count of both: a page asked for after the one before it was answered
+        #: saw at least what that one saw.
+        self._events = itertools.count()
+        self._stamps: dict[PageRequest, tuple[int, int]] = {}
 
     _resume_hint = "call search() again, with offset=next_offset to resume"
 
@@ -379,8 +385,20 @@ class CallbackSearch(CallbackStream):
                         # reaches is handed out; say what is missing, not "done".
                         raise self._beyond_reach(self._total_out_of_reach, start, grew=True)
                     break
+                handed_total, (_, handed_at) = page.total, self._stamps.pop(request)
                 request, landed = landed_next
                 page = await landed.open(window.reserve)
+                if page.total < handed_total and self._stamps[request][0] < handed_at:
+                    # Pages in flight together are answered in any order: this one,
+                    # asked for before the page just handed out was answered, may have
+                    # been answered before it, with records added in between, and those
+                    # they pushed from its head onto that page's tail would be in
+                    # neither. Fetched again, it sees at least what that page saw. (When
+                    # records were removed instead, this costs one request.)
+                    logger.debug("fetching the page at offset %d again", request.offset)
+                    async with window.reserve():
+                        landed = await self._fetch_planned(request)
+                    page = await landed.open(window.reserve)
         finally:
             # Cancelled here and awaited by the view that drives the walk (_settle): a
             # walk suspended in its finally could not be closed by asyncio meanwhile.
@@ -417,8 +435,10 @@ class CallbackSearch(CallbackStream):
         self._end = self._planned_end(tally.start, total, dropped=tally.dropped, initial=False)
 
     async def _fetch_planned(self, request: PageRequest) -> LandedPage:
+        asked = next(self._events)
         body = await self._fetch(request.offset, request.limit)
         self.pages_fetched += 1
+        self._stamps[request] = (asked, next(self._events))
         return body
 
     def _plan_next(self) -> PageRequest | None:

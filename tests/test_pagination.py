@@ -357,6 +357,55 @@ async def test_a_record_shifted_across_a_boundary_is_yielded_once(
     assert any("total changed from 30 to 31" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("view", ["items", "pages"])
+async def test_a_page_answered_before_an_insert_that_the_page_before_saw_is_fetched_again(
+    view: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Pages in flight together can be answered in any order. Page 20 answered first, then
+    # a record was added at the front, then page 10, which now starts one record earlier
+    # (its first is page 0's last, dropped as a duplicate): record 19, pushed over into
+    # page 20 after page 20 was answered, was in neither, and the walk lost it although
+    # nothing but an insert happened. A page whose total is below the one of the page
+    # handed out before it was answered before it, and is fetched again.
+    source = PageSource(40, gated=True)
+    for offset in (30, 40):
+        source.gate(offset).set()
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
+
+    async def consume() -> list[str]:
+        if view == "items":
+            return [c.id for c in await pager.collect()]
+        return [c.id async for page in pager.pages() for c in page.results]
+
+    with caplog.at_level(logging.WARNING, logger="convoso_async"):
+        consumer = asyncio.create_task(consume())
+        await source.until_requests(3)  # page 0 answered, pages 10 and 20 in flight
+        source.gate(20).set()
+        await source.until(lambda: source.answered == 2)
+        source.records.insert(0, Callback(id="new"))
+        source.gate(10).set()
+        got = await consumer
+    assert len(got) == len(set(got))
+    assert set(got) >= {str(i) for i in range(40)}
+    assert source.requests.count((20, 10)) == 2  # page 20 again, once
+    assert any("total changed from 40 to 41" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_page_asked_for_after_the_one_before_was_answered_is_not_fetched_again() -> None:
+    # A lower total there means records were removed, not a page answered out of turn:
+    # fetching it again would only double the requests of a walk over data being deleted.
+    source = PageSource(60)
+
+    def delete_at_front(offset: int) -> None:
+        if offset:
+            del source.records[0]
+
+    source.before_answer = delete_at_front
+    await drain(CallbackSearch(source.fetch, page_size=10, concurrency=1))
+    # Each page a record fewer: the one at 50 holds the last 5 of the 55 left.
+    assert [offset for offset, _ in source.requests] == [0, 10, 20, 30, 40, 50]
+
+
 async def test_break_cancels_requests_in_flight_and_leaves_no_task() -> None:
     source = PageSource(100, gated=True)
     pager = CallbackSearch(source.fetch, page_size=10, concurrency=4)
