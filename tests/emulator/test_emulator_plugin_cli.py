@@ -279,3 +279,48 @@ def test_marker_keywords(request: pytest.FixtureRequest) -> None:
     from convoso_async.testing.pytest_plugin import emulator_kwargs
 
     assert emulator_kwargs(request.node) == {"records": 3, "seed": 1}
+
+
+@pytest.fixture
+def windows_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Event loops as on Windows (the Proactor loop): no add/remove_signal_handler."""
+    loop = asyncio.new_event_loop()  # of the class asyncio.run() builds
+    loop.close()
+    for name in ("add_signal_handler", "remove_signal_handler"):
+        monkeypatch.setattr(type(loop), name, getattr(asyncio.AbstractEventLoop, name))
+
+
+@pytest.mark.usefixtures("windows_loop")
+def test_cli_port_in_use_is_one_line_exit_3_on_windows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The cleanup's remove_signal_handler raised NotImplementedError over the OSError:
+    # a traceback instead of the one-line error.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--records", "0"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: OSError: ")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.usefixtures("windows_loop")
+def test_cli_main_stops_on_ctrl_c_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without loop signal handlers, Ctrl-C cancels the serving task (asyncio.run's own
+    # SIGINT handler); the cleanup's remove_signal_handler then raised NotImplementedError.
+    class CtrlC(io.StringIO):
+        """A stdout that presses Ctrl-C once the server has announced itself."""
+
+        def write(self, text: str) -> int:
+            written = super().write(text)
+            if text.startswith("Serving"):
+                signal.raise_signal(signal.SIGINT)  # on this (the main) thread, at once
+            return written
+
+    out = CtrlC()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["--port", "0", "--records", "3"]) == 0
+    assert out.getvalue().endswith("Emulator stopped.\n")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
