@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import io
 import logging
 import os
 import secrets
@@ -818,6 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _configure_logging(args.verbose)
     err = Console(stderr=True)
     out = Console()
+    strict_stdout = _tolerant_stdout()
     try:
         if args.command == "export":
             return asyncio.run(_terminable(_export_command(args, err)))
@@ -844,9 +846,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{type(exc).__name__}: {exc}")
         return EXIT_OUTPUT
     finally:
+        if strict_stdout is not None:
+            with contextlib.suppress(OSError, ValueError):  # (closed, or its reader gone)
+                strict_stdout.reconfigure(errors="strict")
         if handler is not None:
             logger.removeHandler(handler)
             logger.setLevel(logging.NOTSET)
+
+
+def _tolerant_stdout() -> io.TextIOWrapper | None:
+    """Let stdout escape what its encoding cannot hold, as stderr always does; return it
+    if it was strict (to restore), else ``None``.
+
+    On Windows, before Python's UTF-8 mode, stdout redirected to a file or a pipe is in
+    the ANSI code page (cp1252): a name beyond it in the ``search`` table raised
+    ``UnicodeEncodeError`` after the search had succeeded. The records of ``-o -`` go to
+    its binary buffer as UTF-8, untouched by this.
+    """
+    stream = sys.stdout
+    if not isinstance(stream, io.TextIOWrapper) or stream.errors != "strict":
+        return None
+    try:
+        stream.reconfigure(errors="backslashreplace")
+    except (OSError, ValueError):  # pragma: no cover - closed, or its reader gone
+        return None
+    return stream
 
 
 def _stdout_closed() -> int:

@@ -13,6 +13,7 @@ import csv
 import errno
 import functools
 import gc
+import io
 import json
 import os
 import signal
@@ -974,6 +975,26 @@ def test_search_and_export_show_server_and_user_strings_literally(
     assert cli.main(["export", *RANGE, "-o", str(target)]) == 0
     assert f"callbacks to {target} in " in capsys.readouterr().err
     assert target.exists()
+
+
+def test_search_to_a_redirected_stdout_on_windows_survives_names_beyond_its_code_page(
+    emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Windows, before Python's UTF-8 mode, stdout redirected to a file or a pipe is in
+    # the ANSI code page (cp1252) with strict errors: a name outside it (Nguyen with its
+    # Vietnamese accents, any Cyrillic or CJK name) ended `search > out.txt` with
+    # "error: UnicodeEncodeError" and exit 2, a usage error, after the search succeeded.
+    store = emu.store
+    monkeypatch.setattr(store, "users", tuple(replace(u, name="Nguyễn Văn") for u in store.users))
+    monkeypatch.setenv("COLUMNS", "300")
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="cp1252", errors="strict")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert cli.main(["search", "--limit", "40"]) == 0
+    stdout.flush()
+    printed = raw.getvalue().decode("cp1252")
+    assert "Nguy\\u1ec5n V\\u0103n" in printed  # as Python writes it to stderr
+    assert stdout.errors == "strict"  # the caller's stream is left as it was
 
 
 def test_demo_exports_and_matches_the_store(
