@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import errno
 import io
 import logging
 import os
@@ -501,12 +502,21 @@ async def _run_export(
             raise ValueError("nothing to export")
         writer.close()
         out.commit()
-    except BaseException:
+    except BaseException as exc:
         if writer is not None:
             writer.discard()
         out.abandon()
+        if out.stdout and _windows_closed_pipe(exc):
+            raise BrokenPipeError(errno.EPIPE, "the reader of stdout has gone") from exc
         raise
     return written, exports
+
+
+def _windows_closed_pipe(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while the records went to stdout, is Windows' report of a
+    reader that has gone (``| head``): EINVAL there, not EPIPE (CPython issue 79935).
+    Nothing else in an export to stdout touches a file."""
+    return sys.platform == "win32" and isinstance(exc, OSError) and exc.errno == errno.EINVAL
 
 
 def _resume_bytes(export: CallbackExport, checkpoint: Path | None, fmt: str) -> int | None:

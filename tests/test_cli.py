@@ -266,6 +266,48 @@ def test_export_to_a_closed_pipe_ends_quietly(emu: ConvosoEmulator) -> None:
     assert err == b""
 
 
+class _WindowsClosedPipe(io.RawIOBase):
+    """A pipe whose reader has gone, as Windows reports it: EINVAL, not EPIPE (CPython
+    issue 79935), once the first record was taken."""
+
+    def __init__(self) -> None:
+        self.taken = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if b"\n" in self.taken:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        self.taken += bytes(data)
+        return len(data)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_to_a_closed_pipe_ends_quietly_on_windows(
+    emu: ConvosoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+) -> None:
+    # `export -o - | head -1` on Windows: the write fails with EINVAL, and the export
+    # ended "error: OSError: [Errno 22] Invalid argument", exit 3, not quietly with 141.
+    pipe = _WindowsClosedPipe()
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(pipe, 4096)))
+    assert cli.main(["export", *RANGE, "--format", fmt, "-o", "-", "-q"]) == 141
+    assert capsys.readouterr().err == ""
+    assert pipe.taken
+
+
+def test_an_invalid_argument_off_windows_is_not_taken_for_a_closed_pipe(
+    emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(_WindowsClosedPipe())))
+    assert cli.main(["export", *RANGE, "-o", "-", "-q"]) == 3
+    assert capsys.readouterr().err == "error: OSError: [Errno 22] Invalid argument\n"
+
+
 def test_export_to_a_closed_stdout_is_exit_3_before_any_request(
     emu: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
