@@ -419,6 +419,17 @@ def _output_target(output: str) -> Path:
         raise ValueError(f"--output {output} is a directory")
     if not stat.S_ISREG(mode):
         raise ValueError(f"--output {output} is not a regular file")
+    if sys.platform == "win32":
+        # Windows refuses to replace a file another program holds open (Excel locks the
+        # CSV it shows) or one marked read-only, and says so only at the rename. Opening
+        # it for writing (no truncation, nothing written) meets the same refusal now.
+        try:
+            os.close(os.open(target, os.O_WRONLY))
+        except OSError as exc:
+            raise OSError(
+                f"--output {output} cannot be replaced ({exc.strerror}): "
+                "is it open in another program, or read-only?"
+            ) from None
     return target
 
 

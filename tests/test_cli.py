@@ -797,6 +797,47 @@ def test_an_output_symlink_is_followed_not_replaced(
     assert [p.name for p in real.iterdir()] == ["cb.jsonl"]
 
 
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_an_output_windows_will_not_let_be_replaced_is_refused_before_any_request(
+    emu: ConvosoEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    checkpoint: bool,
+) -> None:
+    # Windows refuses to replace a file another program holds open (Excel locks the CSV
+    # it shows) or one marked read-only: the export fetched every record, then failed the
+    # rename (exit 3) and deleted the complete temporary file with them.
+    out = tmp_path / "cb.csv"
+    out.write_text("old\n")
+    real_open, real_replace = os.open, os.replace
+
+    def locked(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == out and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst) == out:
+            raise PermissionError(errno.EACCES, "Access is denied", str(src), None, str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "open", locked)
+    monkeypatch.setattr(os, "replace", replace)
+    argv = ["export", *RANGE, "--format", "csv", "-o", str(out), "-q"]
+    if checkpoint:
+        argv += ["--checkpoint", str(tmp_path / "cb.ckpt")]
+    assert cli.main(argv) == 3
+    assert capsys.readouterr().err == (
+        f"error: OSError: --output {out} cannot be replaced (Permission denied): "
+        "is it open in another program, or read-only?\n"
+    )
+    assert emu.requests == []
+    assert out.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["cb.csv"]
+
+
 def test_an_output_that_is_not_a_regular_file_is_refused_before_any_request(
     emu: ConvosoEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
