@@ -390,7 +390,13 @@ class _LandedPage:
             self._client._transport.redact(error)
             if not is_retryable(error, idempotent=True):
                 raise
-            logger.warning("a search page could not be read (%s); fetching it again", error)
+            # Whether it is fetched again is the retry policy's to say (attempts, budget):
+            # its retry line tells it, when one is made.
+            logger.warning(
+                "the search page at offset %d could not be read when the walk reached it (%s)",
+                self._offset,
+                error,
+            )
             async with slot():
                 return await self._fetch_again(error)
 

@@ -455,13 +455,44 @@ async def test_a_page_found_unreadable_when_reached_is_fetched_again(
     mock_api.post(SEARCH_URL, body=b"<html>502 Bad Gateway</html>")  # a 200 that is not JSON
     mock_api.post(SEARCH_URL, payload=page_of(2, 4, ["3", "4"]))
     async with make_client(fast_retry) as client:
-        with caplog.at_level(logging.WARNING, logger="convoso_async"):
+        with caplog.at_level(logging.INFO, logger="convoso_async"):
             got = await client.callbacks.search(page_size=2, concurrency=1).collect()
         retries = client.retries
     assert [c.id for c in got] == ["1", "2", "3", "4"]
     assert [form["offset"] for _, form in sent(mock_api)] == ["0", "2", "2"]
     assert retries == 1
-    assert any("fetching it again" in r.getMessage() for r in caplog.records)
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (
+        logging.WARNING,
+        "the search page at offset 2 could not be read when the walk reached it "
+        "(callbacks/search: the server sent a body that is not JSON)",
+    ) in messages
+    # The retry itself is told as every retry is, once it is certain to be made.
+    assert any(
+        level == logging.INFO and "attempt 1 of 3" in text and "retrying in" in text
+        for level, text in messages
+    )
+
+
+async def test_a_page_found_unreadable_with_no_attempt_left_claims_no_second_fetch(
+    mock_api: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With attempts=1 the page is not fetched again: the log said it was ("fetching it
+    # again"), followed by the next page's POST, which looked like that fetch.
+    mock_api.post(SEARCH_URL, payload=page_of(0, 4, ["1", "2"]))
+    mock_api.post(SEARCH_URL, body=b"<html>502 Bad Gateway</html>")
+    async with make_client(RetryPolicy(attempts=1)) as client:
+        with (
+            caplog.at_level(logging.DEBUG, logger="convoso_async"),
+            pytest.raises(MalformedResponseError),
+        ):
+            await client.callbacks.search(page_size=2, concurrency=1).collect()
+    assert count(mock_api) == 2
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert messages == [
+        "the search page at offset 2 could not be read when the walk reached it "
+        "(callbacks/search: the server sent a body that is not JSON)"
+    ]
 
 
 async def test_a_page_found_to_be_an_api_error_when_reached_raises_it_unretried(
