@@ -5,7 +5,8 @@ export plans *windows*, each under the cap, that partition the search:
 
 1. **Probe.** One ``limit=1`` search over the whole range; if its ``total`` fits under the
    cap (0 included) the range is one window. Otherwise one ``limit=1`` search per day
-   (at most ``concurrency`` at a time).
+   (as many at a time as the client's ``max_concurrency`` lets out, not ``concurrency``,
+   which counts windows walked).
 2. **Merge.** Adjacent days are merged into one window while the sum of their totals
    stays within the cap (fewer requests). Every day belongs to exactly one window, even
    one probed empty: records can be added to it before its window is walked (hours
@@ -90,9 +91,10 @@ class ExportProgress:
     """A snapshot of an export's counters, handed to the ``progress`` callback.
 
     ``records_expected`` is the sum of the planned windows' totals (0 until the plan is
-    made); ``requests`` and ``retries`` count the client's requests since the export
-    started (probes, pages and their retries); ``pages`` counts page requests and
-    ``probes`` the ``limit=1`` planning requests.
+    made); ``requests`` and ``retries`` count every request the client sent since the
+    export was created: this export's probes, pages and their retries, and, on a client
+    shared with other calls (another export included), theirs too. ``pages`` counts this
+    export's page requests and ``probes`` its ``limit=1`` planning requests.
     """
 
     records_done: int

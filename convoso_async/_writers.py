@@ -15,8 +15,8 @@ one row group. Every format keeps the fields the documentation does not list
   a time the server sent with an offset is converted to UTC); ``stage``, ``recipient``,
   ``status`` and ``campaign_name`` are dictionary-encoded; ``extra`` is a JSON string.
 
-``tell()`` is the number of bytes made durable so far (after :meth:`flush`): what a
-checkpoint records so a resumed export can truncate the partial output to it.
+``flush()`` makes what was written durable and returns the output's size in bytes so far:
+what a checkpoint records so a resumed export can truncate the partial output to it.
 """
 
 from __future__ import annotations
