@@ -68,6 +68,7 @@ from . import _protocol as proto
 from ._errors import PaginationLimitError
 from ._models import Callback, CallbackPage, Recipient, Stage
 from ._pagination import CallbackSearch, CallbackStream
+from ._writers import fsync_where_supported
 
 if TYPE_CHECKING:
     from ._client import Callbacks
@@ -311,7 +312,7 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            fsync_where_supported(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

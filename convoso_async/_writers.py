@@ -250,14 +250,22 @@ def durable(handle: IO[bytes]) -> int:
         return 0
     if os.isatty(fileno):
         return 0
+    # Where fsync is not supported the size still counts (returning 0 here made a resume
+    # truncate every completed window's records away).
+    fsync_where_supported(fileno)
+    return handle.tell() if handle.seekable() else 0
+
+
+def fsync_where_supported(fileno: int) -> None:
+    """``os.fsync(fileno)``, passing over a file system (or file) that does not support it.
+
+    Pipes, and file systems without fsync (some FUSE, SMB and network mounts, Docker for
+    Mac volumes): the bytes flushed to the OS survive a crashed process, which is what a
+    resume recovers from. Any other failure (EIO, ENOSPC) may have lost bytes: raised
+    rather than vouched for.
+    """
     try:
         os.fsync(fileno)
     except OSError as exc:
-        # Pipes, and file systems without fsync (some FUSE and network mounts): the bytes
-        # flushed to the OS survive a crashed process, which is what a resume recovers
-        # from, so the size still counts (returning 0 here made a resume truncate every
-        # completed window's records away). Any other failure (EIO, ENOSPC) may have lost
-        # bytes: raise rather than vouch for them.
         if exc.errno not in _FSYNC_UNSUPPORTED:
             raise
-    return handle.tell() if handle.seekable() else 0

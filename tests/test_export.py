@@ -8,8 +8,10 @@ client's own view of it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import json
+import os
 import random
 import tracemalloc
 from datetime import date
@@ -406,6 +408,48 @@ async def test_keep_checkpoint_leaves_the_completed_checkpoint_for_the_caller(
         assert [callback async for callback in again] == []  # all done: nothing re-sent
         assert search_forms(small) == []
     assert not path.exists()  # the default removes it once complete
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.ENOTSUP])
+async def test_a_checkpoint_is_written_where_fsync_is_not_supported(
+    small: ConvosoEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    # Some FUSE, SMB and Docker-for-Mac mounts refuse fsync (EINVAL, ENOTSUP). The output
+    # writer tolerated it, the checkpoint writer did not: an export with checkpoint= (and
+    # the CLI's --checkpoint) failed with that OSError at its first checkpoint.
+    def unsupported(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", unsupported)
+    path = tmp_path / "ckpt.json"
+    async with small, client_for(small) as client:
+        export = client.callbacks.export(START, END, checkpoint=path, keep_checkpoint=True)
+        got = [callback.id async for callback in export]
+    assert sorted(got) == sorted(small.store.ids())
+    assert sorted(read_json(path)["done"]) == list(range(len(export.windows)))
+    assert names_in(tmp_path) == ["ckpt.json"]  # no temporary file left
+
+
+def names_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_a_checkpoint_whose_sync_fails_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failing disk (EIO) may have lost the bytes: the old checkpoint stays, the error
+    # is raised, and the temporary file is removed.
+    path = tmp_path / "ckpt.json"
+    path.write_text("old")
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match=r"\[Errno 5\]"):
+        export_mod.write_atomically(path, "new")
+    assert path.read_text() == "old"
+    assert names_in(tmp_path) == ["ckpt.json"]
 
 
 @pytest.mark.parametrize(
