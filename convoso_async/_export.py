@@ -20,7 +20,9 @@ export plans *windows*, each under the cap, that partition the search:
    carries stages outside the enum (``MISSED``), so when the four stages fall short the
    ``MISSED`` filter is probed for the remainder; if the parts still fall short, a
    :class:`PaginationLimitError` names the window and the gap rather than lose records.
-   Parts adding up to more than the whole are records added between the probes.
+   Before that the whole is probed once more: parts that cover the new total are
+   records deleted between the probes, not a gap. Parts adding up to more than the
+   whole are records added between the probes.
    A partition that cannot be split further and is beyond the cap raises too.
 4. **Walk.** Each window is walked by ``client.callbacks.search()`` (the paginator), up
    to ``concurrency`` windows at once. Records are handed out window by window, in plan
@@ -540,7 +542,11 @@ class CallbackExport(CallbackStream):
                 reachable=proto.REACHABLE,
             )
         covered = sum(p.total for p in parts)
-        # More than the whole is live data growing between the probes, not a gap.
+        # More than the whole is live data growing between the probes, not a gap. Less
+        # may be records deleted since the whole was probed: probed once more, a whole
+        # the parts cover is no gap.
+        if covered < window.total:
+            (window,) = await self._probe([window])
         if covered < window.total:
             gap = window.total - covered
             raise PaginationLimitError(
