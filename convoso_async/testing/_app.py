@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -178,7 +179,10 @@ def _hang_up(request: web.Request, *, reset: bool) -> web.Response:
     if transport is not None:
         if reset:
             sock = transport.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # struct linger {l_onoff=1, l_linger=0}: two ints on POSIX, two u_shorts
+            # in Winsock.
+            layout = "HH" if sys.platform == "win32" else "ii"
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(layout, 1, 0))
             transport.abort()
         else:
             transport.close()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
+import sys
 import time
 from collections.abc import Callable
 
@@ -91,6 +95,61 @@ async def test_reset_before_any_byte(emu: ConvosoEmulator, http: aiohttp.ClientS
     assert isinstance(caught.value, aiohttp.ClientOSError | aiohttp.ServerDisconnectedError)
     assert inserted(emu) == []
     assert (await send(http, emu))[0] == 200  # the session recovers on a new connection
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="ECONNRESET as Linux and macOS report it")
+async def test_reset_sends_a_reset_not_a_close(emu: ConvosoEmulator) -> None:
+    # An orderly close (FIN) would read as b"" here: the fault is a real RST.
+    emu.script(["reset"])
+    reader, writer = await asyncio.open_connection(emu.host, emu.port)
+    try:
+        body = f"auth_token={emu.auth_token}"
+        writer.write(
+            f"POST /v1/callbacks/search HTTP/1.1\r\nHost: {emu.host}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
+        )
+        await writer.drain()
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    assert [r.fault for r in emu.requests] == ["reset"]
+
+
+@pytest.mark.parametrize(
+    ("platform", "layout"), [("win32", "HH"), ("linux", "ii"), ("darwin", "ii")]
+)
+def test_reset_packs_so_linger_as_the_platforms_struct_linger(
+    monkeypatch: pytest.MonkeyPatch, platform: str, layout: str
+) -> None:
+    # Winsock's struct linger is two u_shorts, POSIX's two ints: "ii" on Windows gave it
+    # 8 bytes, right only because the low half of a little-endian int 1 reads as (1, 0).
+    options: list[tuple[int, int, bytes]] = []
+
+    class Socket:
+        def setsockopt(self, level: int, option: int, value: bytes) -> None:
+            options.append((level, option, value))
+
+    class Transport:
+        aborted = False
+
+        def get_extra_info(self, name: str) -> Socket:
+            assert name == "socket"
+            return Socket()
+
+        def abort(self) -> None:
+            Transport.aborted = True
+
+    class Request:
+        transport = Transport()
+
+    monkeypatch.setattr(sys, "platform", platform)
+    _app._hang_up(Request(), reset=True)  # type: ignore[arg-type]
+    assert options == [(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(layout, 1, 0))]
+    assert Transport.aborted
 
 
 async def test_cut_body_is_a_payload_error_after_processing(
