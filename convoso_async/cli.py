@@ -24,6 +24,7 @@ import errno
 import io
 import logging
 import os
+import re
 import secrets
 import signal
 import stat
@@ -53,6 +54,11 @@ from ._errors import ConvosoError
 from ._export import CallbackExport, ExportProgress, ExportWindow, SeenIds
 from ._models import Recipient, Stage
 from ._writers import FORMATS, Writer, durable, open_writer
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: temporary outputs are not locked
+    fcntl = None  # type: ignore[assignment]
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_OUTPUT, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a process the signal ended
@@ -321,6 +327,7 @@ class _Output:
         self.handle: IO[bytes] | None = None
         self.partial: Path | None = None
         self._checkpoint = checkpoint
+        self._locked = False  # the temporary file's flock, released when it is closed
 
     def open(self, resume_bytes: int | None) -> IO[bytes]:
         if self.stdout:
@@ -329,6 +336,7 @@ class _Output:
             self.handle = sys.stdout.buffer
             return self.handle
         directory = self.target.parent
+        _remove_stale_temporaries(self.target)
         if self._checkpoint is not None:
             self.partial = directory / f".{self.target.name}.partial"
             if resume_bytes is not None:
@@ -343,7 +351,7 @@ class _Output:
                 return self.handle
             self.handle = self.partial.open("wb")
             return self.handle
-        self.partial, self.handle = _create_beside(self.target)
+        self.partial, self.handle, self._locked = _create_beside(self.target)
         return self.handle
 
     def commit(self) -> None:
@@ -354,9 +362,15 @@ class _Output:
         # On disk before the rename, and the rename after it: a power cut must leave the
         # old file or the whole new one under the target name, never a truncated one.
         durable(self.handle)
-        self.handle.close()
         assert self.partial is not None
-        os.replace(self.partial, self.target)
+        if self._locked:
+            # Renamed while still open (POSIX allows it) and so still locked: closed
+            # first, another export could take the file for a killed one's and remove it.
+            os.replace(self.partial, self.target)
+            self.handle.close()
+        else:
+            self.handle.close()
+            os.replace(self.partial, self.target)
         _sync_directory(self.target.parent)
         if self._checkpoint is not None:
             # Complete and in place: a rerun with this path starts a new export.
@@ -433,16 +447,84 @@ def _output_target(output: str) -> Path:
     return target
 
 
-def _create_beside(target: Path) -> tuple[Path, IO[bytes]]:
-    """A new file with a random name beside ``target``, opened for writing."""
+def _temporary_name(target: Path) -> re.Pattern[str]:
+    """The names :func:`_create_beside` gives the temporary files of ``target``."""
+    return re.compile(re.escape(f".{target.name}.") + r"[0-9a-f]{8}\.tmp")
+
+
+def _create_beside(target: Path) -> tuple[Path, IO[bytes], bool]:
+    """A new file with a random name beside ``target``, opened for writing, and whether
+    it holds an exclusive ``flock`` (until closed): what tells the next export that this
+    one is alive (:func:`_remove_stale_temporaries`)."""
     # Not mkstemp: its 0600 would become the output's mode on rename, unlike the
     # checkpointed route's and any plain open()'s. "x" refuses a name that exists.
     while True:
         path = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
         try:
-            return path, path.open("xb")
+            handle = path.open("xb")
         except FileExistsError:  # pragma: no cover - 32 random bits collided
             continue
+        locked = _lock(handle.fileno())
+        if locked is None:
+            return path, handle, False
+        try:
+            # Taken for a killed export's by one starting, between our open and our lock
+            # (it holds the lock, or has removed the file): start again on a new name.
+            mine = locked and os.path.samestat(os.fstat(handle.fileno()), os.lstat(path))
+        except FileNotFoundError:
+            mine = False
+        if mine:
+            return path, handle, True
+        handle.close()
+
+
+def _lock(fd: int) -> bool | None:
+    """Take an exclusive ``flock`` on ``fd`` without waiting: ``True`` when taken,
+    ``False`` when another open file holds one, ``None`` where there is no ``flock``
+    (Windows, file systems without it)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporary files of exports to ``target`` that were killed (SIGKILL, a
+    power cut) before they could remove them: those no process holds locked.
+
+    A running export holds its temporary file's ``flock`` until it is renamed or
+    removed, so one this process can lock is no running export's. Nothing is removed
+    where a lock cannot be taken (Windows, file systems without ``flock``)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return
+    pattern = _temporary_name(target)
+    try:
+        names = [name for name in os.listdir(target.parent) if pattern.fullmatch(name)]
+    except OSError:
+        return
+    for name in names:
+        path = target.parent / name
+        try:
+            # Not following a link; not waiting on a FIFO's writer.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if (
+                stat.S_ISREG(os.fstat(fd).st_mode)
+                and _lock(fd)
+                and os.path.samestat(os.fstat(fd), os.lstat(path))  # not renamed since
+            ):
+                os.unlink(path)
+        except OSError:
+            pass  # gone meanwhile, or not ours to remove: left as it is
+        finally:
+            os.close(fd)
 
 
 async def _run_export(

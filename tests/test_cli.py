@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import errno
 import functools
@@ -21,6 +22,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -1195,6 +1197,154 @@ def _signalled_mid_export(
         process.send_signal(signum)
         err = process.stderr.read()
         return process.wait(timeout=60), err
+
+
+@contextlib.contextmanager
+def _child_hung_mid_export(
+    emu: ConvosoEmulator, argv: list[str]
+) -> Iterator[subprocess.Popen[str]]:
+    """``export argv`` in a child, hung on its second window's page (the first window
+    written); killed (SIGKILL) on the way out if still running."""
+    emu.script([*[None] * 32, "hang"])  # 31 probes and the first window's page answered
+    child = [sys.executable, "-c", _CAPPED_CLI, "export", *RANGE, *argv]
+    child += ["--concurrency", "1", "--verbose"]
+    with subprocess.Popen(child, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stderr is not None
+            posts = 0
+            while posts < 33:  # the verbose log names each request as it is sent
+                line = process.stderr.readline()
+                assert line, "the export ended before its second window's page"
+                posts += "POST callbacks/search" in line
+            # Sent is not received: the hang must be the child's, not the next client's.
+            deadline = time.monotonic() + 30
+            while emu.scripted_pending:
+                assert time.monotonic() < deadline, "the child's page never arrived"
+                time.sleep(0.001)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=60)
+
+
+def _temporaries(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir() if p.name.endswith(".tmp")}
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_killed_exports_temporary_output_is_removed_by_the_next_not_a_live_ones(
+    emu: ConvosoEmulator, tmp_path: Path, fmt: str
+) -> None:
+    # SIGKILL (the OOM killer, kill -9, a container stopped) left .cb.out.1a2b3c4d.tmp
+    # beside the output, as big as the records fetched, and no rerun ever removed it.
+    out = tmp_path / "cb.out"
+    argv = ["--format", fmt, "-o", str(out)]
+    with _child_hung_mid_export(emu, argv) as killed:
+        killed.kill()
+    assert killed.returncode == -signal.SIGKILL
+    (stale,) = _temporaries(tmp_path)
+    assert (tmp_path / stale).stat().st_size > 0
+    # Of no concern to it: another output's temporary, a checkpoint's partial output.
+    (tmp_path / ".other.out.0badf00d.tmp").write_bytes(b"x")
+    (tmp_path / ".cb.out.partial").write_bytes(b"x")
+    with _child_hung_mid_export(emu, argv) as running:
+        (live,) = _temporaries(tmp_path) - {stale, ".other.out.0badf00d.tmp"}
+        size = (tmp_path / live).stat().st_size
+        emu.clear_script()
+        assert cli.main(["export", *RANGE, "--format", fmt, "-o", str(out), "-q"]) == 0
+        assert running.poll() is None
+        assert _temporaries(tmp_path) == {live, ".other.out.0badf00d.tmp"}
+        assert (tmp_path / live).stat().st_size == size
+    assert (tmp_path / ".cb.out.partial").exists()
+    # Once its export is dead (killed on leaving the block), the next export removes it.
+    assert cli.main(["export", *RANGE, "--format", fmt, "-o", str(out), "-q"]) == 0
+    assert _temporaries(tmp_path) == {".other.out.0badf00d.tmp"}
+    assert _record_count(out, fmt) == len(emu.store)
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
+def test_a_temporary_taken_for_a_killed_exports_while_being_created_is_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another export starting between this one's open and its lock finds the new file
+    # unlocked and removes it: this one must not write into the removed file.
+    target = tmp_path / "cb.jsonl"
+    lock = cli._lock
+    raced: list[str] = []
+
+    def lock_after_a_rival(fd: int) -> bool | None:
+        if not raced:
+            (name,) = _temporaries(tmp_path)
+            raced.append(name)
+            cli._remove_stale_temporaries(target)  # its own open file: a rival's lock
+            assert _temporaries(tmp_path) == set()
+        return lock(fd)
+
+    monkeypatch.setattr(cli, "_lock", lock_after_a_rival)
+    path, handle, locked = cli._create_beside(target)
+    with handle:
+        assert locked
+        assert _temporaries(tmp_path) == {path.name} != set(raced)
+        cli._remove_stale_temporaries(target)  # held: left alone
+        assert path.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
+def test_a_complete_temporary_stays_locked_until_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closed (so unlocked) before its rename, a complete output could be taken for a
+    # killed export's by one starting just then, and removed: the rename would fail.
+    target = tmp_path / "cb.jsonl"
+    replace = os.replace
+
+    def rival_then_replace(source: Any, destination: Any) -> None:
+        cli._remove_stale_temporaries(target)
+        replace(source, destination)
+
+    out = cli._Output(str(target), checkpoint=None)
+    out.open(None).write(b"{}\n")
+    monkeypatch.setattr(os, "replace", rival_then_replace)
+    out.commit()
+    assert target.read_bytes() == b"{}\n"
+    assert _temporaries(tmp_path) == set()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
+def test_temporaries_are_kept_where_they_cannot_be_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without flock (ENOLCK: some network file systems) a live export's file looks like
+    # a dead one's: nothing is removed, and the export goes on unlocked.
+    stale = tmp_path / ".cb.jsonl.0123abcd.tmp"
+    stale.write_bytes(b"{}\n")
+    os.mkfifo(tmp_path / ".cb.jsonl.fifo0000.tmp")  # not a temporary's name (not hex)
+    os.mkfifo(tmp_path / ".cb.jsonl.0000f1f0.tmp")  # a FIFO by one: neither waited on
+    (tmp_path / ".cb.jsonl.11111111.tmp").symlink_to(stale)  # nor followed
+    before = _temporaries(tmp_path)
+
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    cli._remove_stale_temporaries(tmp_path / "cb.jsonl")  # with flock: FIFO, link stay
+    assert _temporaries(tmp_path) == before - {stale.name}
+    stale.write_bytes(b"{}\n")
+    monkeypatch.setattr(cli.fcntl, "flock", no_flock)
+    out = cli._Output(str(tmp_path / "cb.jsonl"), checkpoint=None)
+    out.open(None).write(b"{}\n")
+    assert out.partial is not None
+    assert _temporaries(tmp_path) == before | {out.partial.name}
+    out.commit()
+    assert (tmp_path / "cb.jsonl").read_bytes() == b"{}\n"
+    assert _temporaries(tmp_path) == before
+
+
+def _record_count(path: Path, fmt: str) -> int:
+    if fmt == "parquet":
+        return int(pq.read_metadata(path).num_rows)
+    return len(path.read_bytes().splitlines())
 
 
 @pytest.mark.parametrize(
