@@ -1227,6 +1227,15 @@ def test_api_error_str_names_endpoint_code_and_non_200_status() -> None:
         proto.check_status(proto.SEARCH, 500, {}, body, NOW)
     assert str(info.value) == "callbacks/search: HTTP 500 (code 77)"
     assert str(ConvosoAPIError("bare")) == "bare"
+    # A failure a 200 carried (success: false) shows no status: 200 is not the failure.
+    error = proto.api_error(proto.UPDATE, {"success": False, "code": 6074, "text": "No such"})
+    assert (str(error), error.status) == ("callbacks/update: No such (code 6074)", 200)
+    # The errors that are not the server's answer name their endpoint too.
+    error = MalformedResponseError("not JSON", endpoint="callbacks/search")
+    assert str(error) == "callbacks/search: not JSON"
+    error = TransportError("refused", endpoint="callbacks/insert", sent=False)
+    assert str(error) == "callbacks/insert: refused"
+    assert str(MalformedResponseError("bare")) == str(TransportError("bare")) == "bare"
 
 
 def test_rate_limit_error_pickle_keeps_retry_after() -> None:

@@ -647,6 +647,31 @@ def test_redaction_covers_every_string_an_error_holds() -> None:
         assert "***" in str(error)
 
 
+def test_redaction_finds_the_token_deep_in_the_chain_and_drops_the_whole_chain() -> None:
+    """The token only in an exception two links down (a context's cause): found there,
+    and the chain goes, context and all, as ``raise ... from None`` would."""
+    deep = ValueError(f"bad value {quote_plus(ODD_TOKEN)}")
+    middle = KeyError("record")
+    middle.__cause__ = deep
+    error = MalformedResponseError("a record could not be read", endpoint="callbacks/search")
+    error.__context__ = middle  # raised inside a handler, not "from"
+    assert not error.__suppress_context__
+    error.redact(ODD_TOKEN)
+    assert (error.__cause__, error.__context__) == (None, None)
+    assert error.__suppress_context__  # a later raise in a handler shows no context
+    assert str(error) == "callbacks/search: a record could not be read"
+
+
+def test_redaction_of_an_error_without_the_token_keeps_it_whole() -> None:
+    cause = ValueError("next tuesday")
+    error = MalformedResponseError("a record could not be read: next tuesday")
+    error.__cause__ = cause
+    for secret in (ODD_TOKEN, ""):  # "" (no token) must not match between every character
+        error.redact(secret)
+        assert str(error) == "a record could not be read: next tuesday"
+        assert error.__cause__ is cause
+
+
 @pytest.mark.parametrize(
     "url",
     [
