@@ -285,6 +285,7 @@ def test_zone_text_rejects_nan_with_value_error() -> None:
         (datetime(2026, 3, 5, 0, 5), "2026-03-05 12:05 AM"),
         (datetime(2026, 3, 5, 23, 59, 59), "2026-03-05 11:59 PM"),
         (datetime(2026, 3, 5, 1, 2), "2026-03-05 01:02 AM"),
+        (datetime(2026, 3, 5, 11, 59), "2026-03-05 11:59 AM"),
     ],
 )
 def test_callback_time_datetime_is_the_vendors_12_hour_clock(when: datetime, wire: str) -> None:
@@ -331,6 +332,11 @@ def test_callback_time_vendor_string_is_kept() -> None:
         "2026-03-05 02:30 PM",
         "-7.00",
     )
+
+
+@pytest.mark.parametrize("text", ["2026-03-05 12:00 PM", "2026-03-05 01:00 AM"])
+def test_callback_time_vendor_string_takes_every_hour_of_the_12_hour_clock(text: str) -> None:
+    assert proto.callback_time_fields(text, 0) == (text, "0.00")
 
 
 @pytest.mark.parametrize(
@@ -650,6 +656,13 @@ def test_check_success_recognises_falsy_success_flags(flag: object) -> None:
         proto.check_success(proto.DELETE, {"success": flag, "error": "Callback not found"})
 
 
+@pytest.mark.parametrize("flag", [False, 0, "false"])
+def test_a_falsy_success_flag_without_any_text_is_still_the_apis_failure(flag: object) -> None:
+    with pytest.raises(ConvosoAPIError, match="without a message") as info:
+        proto.check_success(proto.DELETE, {"success": flag})
+    assert type(info.value) is ConvosoAPIError
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -800,6 +813,14 @@ def test_peek_total_never_disagrees_with_the_parse(
 @pytest.mark.parametrize("status", [200, 201, 204, 299])
 def test_check_status_is_quiet_on_2xx(status: int) -> None:
     assert proto.check_status(proto.SEARCH, status, {}, b"", NOW) is None
+
+
+@pytest.mark.parametrize("status", [300, 301, 308, 399])
+def test_check_status_every_3xx_is_a_redirect_error(status: int) -> None:
+    headers = {"Location": "https://elsewhere.test/v1?x=1"}
+    with pytest.raises(ConvosoAPIError, match=r"a redirect to https://elsewhere\.test/v1;") as info:
+        proto.check_status(proto.SEARCH, status, headers, b"", NOW)
+    assert (type(info.value), info.value.status) == (ConvosoAPIError, status)
 
 
 @pytest.mark.parametrize("status", [401, 403])
