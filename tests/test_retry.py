@@ -112,6 +112,19 @@ def test_retry_policy_rejects_non_positive_deadline(deadline: float) -> None:
         RetryPolicy(deadline=deadline)
 
 
+@pytest.mark.parametrize("budget", [-1, True, 5.0, "500"])
+def test_retry_policy_rejects_a_bad_retry_budget(budget: object) -> None:
+    # Unchecked, -1 would silently never retry and "500" fail with a TypeError at the
+    # first retry, far from the mistake.
+    with pytest.raises(ValueError, match="retry_budget"):
+        RetryPolicy(retry_budget=budget)  # type: ignore[arg-type]
+
+
+def test_retry_policy_accepts_a_zero_or_no_retry_budget() -> None:
+    assert RetryPolicy(retry_budget=0).retry_budget == 0
+    assert RetryPolicy(retry_budget=None).retry_budget is None
+
+
 def test_retry_policy_accepts_zero_waits_and_one_attempt() -> None:
     policy = RetryPolicy(attempts=1, initial_wait=0, max_wait=0, deadline=0.5)
     assert policy.attempts == 1
