@@ -751,6 +751,7 @@ async def test_calls_whose_deadline_passes_in_the_queue_fail_unsent_and_free_the
         for queued_out in outcomes[1:]:
             assert isinstance(queued_out, TransportError)
             assert not queued_out.sent
+            assert not queued_out.retryable  # no time is left: a retry could not help
             assert "deadline passed" in str(queued_out)
         assert not client._slots.locked()  # the slot taken while the limiter was due is back
         assert client.requests_sent == 1  # the calls that ran out of time sent nothing

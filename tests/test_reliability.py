@@ -602,6 +602,38 @@ async def test_an_answer_larger_than_any_page_is_refused_not_buffered(
     assert client.requests_sent == 1
 
 
+async def test_an_answer_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The limit is the largest body read, not the first refused: at a 4 KiB limit (in
+    place of 64 MiB) a page of exactly 4096 bytes is a page, one of 4097 is refused."""
+    limit = 4096
+    monkeypatch.setattr("convoso_async._transport.MAX_BODY_BYTES", limit)
+
+    def page_of(size: int) -> bytes:
+        page = _EMPTY_PAGE_HEAD + b" " * (size - len(_EMPTY_PAGE_HEAD) - 1) + b"}"
+        assert len(page) == size
+        head = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+        return head % size + page
+
+    sizes = iter([limit, limit + 1])
+
+    async def answer(writer: asyncio.StreamWriter, body: bytes) -> None:
+        writer.write(page_of(next(sizes)))
+        await writer.drain()
+
+    policy = RetryPolicy(attempts=1)
+    async with (
+        raw_server(answer) as (base_url, bodies),
+        ConvosoClient("t0ken", base_url=base_url, retry=policy, timeout=10) as client,
+    ):
+        page = await client.callbacks.search_page(limit=1)
+        assert (page.total, page.results) == (0, ())
+        with pytest.raises(MalformedResponseError, match="larger than"):
+            await client.callbacks.search_page(limit=1)
+    assert len(bodies) == 2
+
+
 async def _bad_chunk_size(writer: asyncio.StreamWriter, body: bytes) -> None:
     writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n")
     await writer.drain()
