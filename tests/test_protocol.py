@@ -251,6 +251,7 @@ def test_zone_text_writes_hours_dot_minutes(value: object, wire: str) -> None:
         "seven",
         "",
         timedelta(hours=5, minutes=10),
+        timedelta(hours=5, minutes=30, seconds=30),  # not rounded to 5.30: a mistake
         timedelta(hours=15),
         True,
         None,
@@ -582,6 +583,8 @@ def test_every_documented_code_maps_to_its_class(
     [
         ("Invalid authentication token", AuthenticationError),
         ("Auth token is invalid", AuthenticationError),
+        ("Invalid token", AuthenticationError),
+        ("Auth token expired", AuthenticationError),
         ("Callback not found", NotFoundError),
         ("Lead not found", NotFoundError),
         ("Invalid callback time format", InvalidParameterError),
@@ -1137,6 +1140,8 @@ def test_a_long_flag_quoted_in_the_error_cannot_leave_part_of_the_token_behind()
     for answer in _every_answer(body):
         with pytest.raises(MalformedResponseError, match="success") as info:
             answer()
+        assert "neither true nor false: a str of " in str(info.value)  # described, not quoted
+        assert "callback_id" not in str(info.value)
         info.value.redact(token)
         assert token[:8] not in str(info.value)
         assert token[:8] not in repr(info.value)
