@@ -254,6 +254,20 @@ async def test_a_page_fetched_again_makes_only_the_attempts_its_call_has_left(
     assert len(emu.requests) == 3
 
 
+async def test_a_page_fetched_again_after_a_retry_makes_only_the_attempts_left(
+    emu: ConvosoEmulator,
+) -> None:
+    """The unreadable body was the call's second attempt: of 3, one is left, and the
+    page gets 3 requests in all, not 3 more after the 2 it had."""
+    emu.faults = Faults(retry_after=0)
+    emu.script(["status_503", "truncated_json", "truncated_json", "truncated_json"])
+    async with client_for(emu) as client:  # FAST: 3 attempts
+        with pytest.raises(MalformedResponseError):
+            await client.callbacks.search(page_size=2000).collect()
+        assert client.retries == 2
+    assert len(emu.requests) == 3
+
+
 async def test_a_page_fetched_again_spends_one_retry_and_earns_no_second_refund(
     emu: ConvosoEmulator,
 ) -> None:

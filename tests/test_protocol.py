@@ -824,6 +824,10 @@ def test_check_status_every_3xx_is_a_redirect_error(status: int) -> None:
     with pytest.raises(ConvosoAPIError, match=r"a redirect to https://elsewhere\.test/v1;") as info:
         proto.check_status(proto.SEARCH, status, headers, b"", NOW)
     assert (type(info.value), info.value.status) == (ConvosoAPIError, status)
+    # A fragment is left out as the query string is: either may carry what it should not.
+    headers = {"Location": "https://elsewhere.test/v1#auth_token=x?y"}
+    with pytest.raises(ConvosoAPIError, match=r"a redirect to https://elsewhere\.test/v1;"):
+        proto.check_status(proto.SEARCH, status, headers, b"", NOW)
 
 
 @pytest.mark.parametrize("status", [401, 403])
