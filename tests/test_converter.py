@@ -226,6 +226,18 @@ def test_numbers_where_strings_are_documented_become_text() -> None:
     )
 
 
+def test_a_whole_float_where_a_string_is_documented_is_its_integer_text() -> None:
+    # JSON 657.0 is the id "657", not "657.0": the record must still match the one the
+    # id is looked up, updated or deleted by. A fraction is kept as it is.
+    record = one({"id": 657.0, "lead_id": 12345.0, "user": -7.0, "comments": 1.5})
+    assert (record.id, record.lead_id, record.user, record.comments) == (
+        "657",
+        "12345",
+        "-7",
+        "1.5",
+    )
+
+
 @pytest.mark.parametrize("value", [True, ["1"], {"a": 1}])
 def test_non_scalar_where_a_string_is_documented_is_malformed(value: object) -> None:
     with pytest.raises(MalformedResponseError):
@@ -438,6 +450,8 @@ def test_many_distinct_unknown_stage_spellings_are_all_kept() -> None:
     page = decode(page_of(*records))
     assert [r.stage for r in page.results[:-1]] == [f"CUSTOM_{i}" for i in range(1100)]
     assert page.results[-1].stage is Stage.PAST_DUE
+    # ...and the cache does not grow with every spelling a server invents.
+    assert len(_converter._STAGES) <= 1000
 
 
 def test_extra_fields_are_kept_in_extra_and_documented_ones_are_not() -> None:
@@ -493,7 +507,7 @@ def test_parse_time_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_converter, "_TIME_CACHE_MAX", 3)
     for minute in range(5):
         assert parse_time(f"2026-03-05 10:{minute:02d}:00") == datetime(2026, 3, 5, 10, minute)
-    assert len(cache) <= 3
+        assert len(cache) <= 3  # at every step, not only at the end
 
 
 def test_parse_time_rejects_non_strings() -> None:
@@ -511,6 +525,10 @@ def test_converter_structures_optional_fields_through_registered_hooks() -> None
     assert converter.structure("USERONLY", Recipient | str | None) == "USERONLY"
     with pytest.raises(ValueError, match="string"):
         converter.structure(True, str | None)
+    # A whole record goes through the record hook, which keeps undocumented fields.
+    assert converter.structure({"id": 7, "context": "x"}, Callback) == Callback(
+        id="7", extra={"context": "x"}
+    )
 
 
 # --- property: arbitrary JSON never escapes as a non-Convoso error -----------------------

@@ -64,6 +64,32 @@ def test_records_off_the_fast_path_still_decode_or_fail_the_same_way(
     assert _structure_callback(dict(record)) == expected
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        "id",
+        "lead_id",
+        "list_id",
+        "campaign_id",
+        "status",
+        "user",
+        "comments",
+        "user_name",
+        "campaign_name",
+    ],
+)
+def test_a_number_in_any_text_field_of_a_full_record_becomes_text_on_the_record_path(
+    field: str,
+) -> None:
+    # Records of different shapes in one slice go record by record; a full record there
+    # takes the fast path, which must still turn a number into text, never keep it.
+    records = [{**DOCUMENTED, field: 42}, {**DOCUMENTED, "id": "658", "context": "x"}]
+    assert _structure_columns(records) is None
+    decoded = structure_records(records)
+    assert getattr(decoded[0], field) == "42"
+    assert decoded[0] == _structure_slow(records[0])
+
+
 def test_a_record_missing_a_field_with_an_extra_one_keeps_the_extra() -> None:
     record = {k: v for k, v in DOCUMENTED.items() if k != "comments"} | {"context": "c"}
     built = _structure_callback(record)
