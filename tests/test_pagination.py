@@ -128,6 +128,7 @@ async def test_yields_every_record_once_in_order(total: int) -> None:
     assert pager.total == total
     # One request per page, none past the end (the first goes even when total is 0).
     assert len(source.requests) == max(1, -(-total // 10))
+    assert pager.pages_fetched == len(source.requests)  # what an export reports as spent
     assert pager.next_offset == total
 
 
@@ -154,6 +155,8 @@ def test_plan_request_respects_both_caps() -> None:
     assert plan_request(10, 12, 5) == PageRequest(10, 2)
     assert plan_request(12, 12, 5) is None
     assert plan_request(51_000, 55_000, 3000) == PageRequest(50_000, 5000, skip=1000)
+    # At the cap itself the page size still holds; only past it is the page re-aligned.
+    assert plan_request(50_000, 55_000, 1000) == PageRequest(50_000, 1000)
 
 
 async def test_max_items_stops_early_without_an_extra_request() -> None:
@@ -237,6 +240,8 @@ async def test_beyond_the_cap_raises_before_yielding_anything() -> None:
     assert info.value.reachable == 55_000
     assert "5001 are out of reach" in str(info.value)
     assert "export" in str(info.value)
+    # Known from the first page: not the "grew during the walk" story of a later raise.
+    assert str(info.value).startswith("60001 callbacks match these filters, but")
     assert source.requests == [(0, 5000)]
 
 
@@ -302,6 +307,25 @@ async def test_a_total_beyond_the_cap_on_any_page_raises_though_the_last_page_sa
     assert len(got) == len(set(got))
 
 
+async def test_the_error_names_the_most_records_any_page_put_out_of_reach() -> None:
+    # Pages may carry an older total than the one before (answered out of turn): the
+    # error reports the largest excess seen, not the last page's smaller one.
+    source = PageSource(55_000)
+
+    def grow_then_shrink(offset: int) -> None:
+        if offset == 5000:
+            source.records.extend(Callback(id=f"g{i}") for i in range(10))
+        elif offset == 10_000:
+            del source.records[-5:]
+
+    source.before_answer = grow_then_shrink
+    pager = CallbackSearch(source.fetch, page_size=5000, concurrency=1)
+    with pytest.raises(PaginationLimitError) as info:
+        await drain(pager)
+    assert info.value.total == 55_010
+    assert "10 are out of reach" in str(info.value)
+
+
 async def test_a_total_grown_past_the_cap_with_truncate_ends_quietly_at_the_cap() -> None:
     source = PageSource(55_000)
     grow_after_first_page(source, 55_010)
@@ -349,12 +373,17 @@ async def test_a_record_shifted_across_a_boundary_is_yielded_once(
             source.records.insert(0, Callback(id="new"))
 
     source.before_answer = insert_at_front
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=1)
     with caplog.at_level(logging.WARNING, logger="convoso_async"):
-        got = await CallbackSearch(source.fetch, page_size=10, concurrency=1).collect()
+        got = await pager.collect()
     got_ids = [c.id for c in got]
     assert len(got_ids) == len(set(got_ids))
     assert set(got_ids) == {str(i) for i in range(30)}
-    assert any("total changed from 30 to 31" in r.getMessage() for r in caplog.records)
+    # Warned once, when it changed, not again on every later page; total is the new one.
+    changed = [r.getMessage() for r in caplog.records if "total changed" in r.getMessage()]
+    assert len(changed) == 1
+    assert "total changed from 30 to 31" in changed[0]
+    assert pager.total == 31
 
 
 @pytest.mark.parametrize("view", ["items", "pages"])
@@ -545,8 +574,8 @@ async def test_a_walk_failed_under_anext_refuses_to_go_on_rather_than_end_empty(
     assert pager.next_offset == 10
     # Not StopAsyncIteration, nor a loop that ends at once: the 20 records left are
     # not "done", and a caller catching the error must not take it for the end.
-    with pytest.raises(RuntimeError, match="ended with TransportError"):
-        await anext(pager)
+    with pytest.raises(RuntimeError, match=r"ended with TransportError.*offset=next_offset"):
+        await anext(pager)  # ... and says how to resume
     with pytest.raises(RuntimeError, match="ended with TransportError"):
         async for _ in pager:
             pass
