@@ -420,6 +420,49 @@ async def test_a_page_answered_before_an_insert_that_the_page_before_saw_is_fetc
     assert any("total changed from 40 to 41" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_page_fetched_again_waits_for_a_place_among_the_requests_in_flight() -> None:
+    # As above, page 20 must be fetched again, but now both places of the window are
+    # taken by pages 30 and 40, held by the server: the new request waits for one of
+    # them to land, and never makes three in flight.
+    source = PageSource(60, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
+    consumer = asyncio.create_task(pager.collect())
+    await source.until_requests(3)  # page 0 answered, pages 10 and 20 in flight
+    source.gate(20).set()
+    await source.until(lambda: source.answered == 2)
+    source.records.insert(0, Callback(id="new"))
+    source.gate(10).set()
+    await source.until(lambda: (40, 10) in source.requests)  # 30 and 40 fill the window
+    assert source.requests.count((20, 10)) == 1  # the second asking waits for a place
+    source.gate(30).set()  # one lands: its place goes to page 20, asked again
+    await asyncio.wait_for(source.until(lambda: source.requests.count((20, 10)) == 2), 10)
+    # Its place is given back: 40 and 50 in flight again, as many as before.
+    await asyncio.wait_for(source.until(lambda: (50, 10) in source.requests), 10)
+    for offset in (40, 50, 60):
+        source.gate(offset).set()
+    got = [c.id for c in await asyncio.wait_for(consumer, 10)]
+    assert len(got) == len(set(got))
+    assert set(got) >= {str(i) for i in range(60)}
+    assert source.max_in_flight == 2
+
+
+async def test_a_landed_request_lets_the_next_one_out_before_its_records_are_taken() -> None:
+    # The page the walk waits for holds a place while in flight; when it lands, the next
+    # request leaves at once, not only when the consumer comes back for more records.
+    source = PageSource(100, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=2)
+    async with pager:
+        for _ in range(10):
+            await anext(pager)  # all of page 0, with 10 and 20 in flight
+        await source.until_requests(3)
+        taking = asyncio.create_task(anext(pager))  # waits for page 10
+        source.gate(10).set()
+        assert (await taking).id == "10"
+        await asyncio.wait_for(source.until_requests(4), 10)
+        assert source.requests[3] == (30, 10)
+        assert source.max_in_flight == 2  # 20 and 30: the page taken counted while in flight
+
+
 async def test_a_page_asked_for_after_the_one_before_was_answered_is_not_fetched_again() -> None:
     # A lower total there means records were removed, not a page answered out of turn:
     # fetching it again would only double the requests of a walk over data being deleted.
@@ -560,6 +603,18 @@ async def test_aclose_after_anext_and_a_loop_closes_the_walk_in_flight() -> None
             break
     await source.until_requests(4)  # three pages in flight behind the first
     await pager.aclose()
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_aclose_stops_a_pages_view_the_caller_still_holds() -> None:
+    source = PageSource(100, gated=True)
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=3)
+    pages = pager.pages()
+    assert (await anext(pages)).offset == 0
+    await source.until_requests(4)  # three pages in flight behind the first
+    await pager.aclose()  # the caller's iterator is still alive: aclose() must find it
+    assert source.cancelled == 3
     assert source.in_flight == 0
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
