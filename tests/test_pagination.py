@@ -157,6 +157,8 @@ def test_plan_request_respects_both_caps() -> None:
     assert plan_request(51_000, 55_000, 3000) == PageRequest(50_000, 5000, skip=1000)
     # At the cap itself the page size still holds; only past it is the page re-aligned.
     assert plan_request(50_000, 55_000, 1000) == PageRequest(50_000, 1000)
+    # Re-aligned, it asks for no more than the walk's end needs.
+    assert plan_request(51_000, 52_000, 3000) == PageRequest(50_000, 2000, skip=1000)
 
 
 async def test_max_items_stops_early_without_an_extra_request() -> None:
@@ -193,6 +195,39 @@ async def test_max_items_holds_when_the_server_sends_more_than_asked() -> None:
     got = await pager.collect()
     assert ids(got) == list(range(25))
     assert pager.next_offset == 25
+
+
+@pytest.mark.parametrize("view", ["items", "pages"])
+async def test_a_walk_cut_by_max_items_in_a_long_page_resumes_right_after_the_cut(
+    view: str,
+) -> None:
+    # A server that ignores limit sends a page of several decode slices; max_items ends
+    # the walk in the first. next_offset must stop there, not at a later slice's start,
+    # or a search resumed from it would skip the records in between.
+    source = PageSource(400)
+    source.extra = 300
+    pager = CallbackSearch(source.fetch, page_size=10, max_items=5)
+    if view == "items":
+        got = ids(await pager.collect())
+    else:
+        got = [int(c.id) async for page in pager.pages() for c in page.results]
+    assert got == list(range(5))
+    assert pager.next_offset == 5
+
+
+async def test_next_offset_passes_a_duplicate_at_the_end_of_a_page() -> None:
+    # Page 0 ends with a repeat of record 8, dropped; page 10 then fails. Resuming from
+    # next_offset must start past the repeat, or the resumed walk, which has not seen
+    # record 8, hands it out a second time.
+    source = PageSource(30)
+    source.records[9] = Callback(id="8")
+    source.fail_at[10] = TransportError("reset", endpoint="callbacks/search")
+    pager = CallbackSearch(source.fetch, page_size=10, concurrency=1)
+    first: list[str] = []
+    with pytest.raises(TransportError):
+        await drain(pager, first)
+    assert first == [str(i) for i in range(9)]
+    assert pager.next_offset == 10
 
 
 async def test_an_id_twice_within_one_page_is_yielded_once() -> None:
@@ -875,7 +910,7 @@ async def test_a_short_page_ends_the_walk_even_if_total_said_more() -> None:
         ({"offset": 55_000}, "offset"),
         ({"offset": -1}, "offset"),
         ({"concurrency": 0}, "concurrency"),
-        ({"max_items": -1}, "max_items"),
+        ({"max_items": -1}, "max_items must be at least 0, not -1"),
         ({"page_size": True}, "page_size"),
     ],
 )
@@ -884,6 +919,13 @@ def test_invalid_arguments_raise_before_any_request(kwargs: dict[str, int], mess
     with pytest.raises(ValueError, match=message):
         CallbackSearch(source.fetch, **kwargs)
     assert source.requests == []
+
+
+async def test_the_smallest_page_size_and_concurrency_are_accepted() -> None:
+    source = PageSource(3)
+    got = await CallbackSearch(source.fetch, page_size=1, concurrency=1).collect()
+    assert ids(got) == [0, 1, 2]
+    assert source.requests == [(0, 1), (1, 1), (2, 1)]
 
 
 async def test_pages_view_page_next_offset_is_the_resume_point_past_a_dropped_duplicate() -> None:
