@@ -295,7 +295,29 @@ async def test_truncate_yields_the_reachable_part_and_warns_once(
     assert ids(got) == list(range(55_000))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "1000" in warnings[0].getMessage()
+    assert "yielding the 55000 reachable" in warnings[0].getMessage()
+    assert "skipping 1000" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+async def test_beyond_the_cap_from_an_offset_counts_what_is_reachable_from_there(
+    truncate: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = PageSource(60_001)
+    pager = CallbackSearch(source.fetch, page_size=5000, offset=1000, truncate=truncate)
+    if not truncate:
+        with pytest.raises(PaginationLimitError) as info:
+            await anext(pager)
+        assert info.value.reachable == 54_000
+        assert "reaches only records 1000..54999" in str(info.value)
+        return
+    with caplog.at_level(logging.WARNING, logger="convoso_async"):
+        got = await pager.collect()
+    assert ids(got) == list(range(1000, 55_000))
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "matches 60001 callbacks" in warning
+    assert "yielding the 54000 reachable" in warning
+    assert "skipping 5001" in warning
 
 
 def grow_after_first_page(source: PageSource, to: int) -> None:
@@ -318,6 +340,7 @@ async def test_a_total_grown_past_the_cap_during_the_walk_raises_after_the_reach
     assert [int(i) for i in got] == list(range(55_000))  # all that paging reaches, first
     assert info.value.total == 55_010
     assert "during the walk" in str(info.value)
+    assert "records 0..54999 were yielded" in str(info.value)
     assert "10 are out of reach" in str(info.value)
     assert pager.next_offset == 55_000
     assert max(offset for offset, _ in source.requests) == 50_000
@@ -845,6 +868,16 @@ async def test_pages_view_returns_whole_pages_that_span_several_decode_slices() 
         (2 * page_size, 7),
     ]
     assert ids([c for p in pages for c in p.results]) == list(range(2 * page_size + 7))
+
+
+async def test_each_slice_of_a_page_is_decoded_once(caplog: pytest.LogCaptureFixture) -> None:
+    # Slices are cut relative to the page's own offset: a page past offset 0 must not
+    # decode records of later slices early (each would then be dropped as a repeat).
+    source = PageSource(1000)
+    with caplog.at_level(logging.DEBUG, logger="convoso_async"):
+        got = await CallbackSearch(source.fetch, page_size=2 * DECODE_SLICE).collect()
+    assert ids(got) == list(range(1000))
+    assert not [r for r in caplog.records if "dropping callback" in r.getMessage()]
 
 
 async def test_max_items_mid_slice_ends_the_pages_view_there() -> None:
