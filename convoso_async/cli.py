@@ -464,24 +464,19 @@ def _create_beside(target: Path) -> tuple[Path, IO[bytes], bool]:
             handle = path.open("xb")
         except FileExistsError:  # pragma: no cover - 32 random bits collided
             continue
-        locked = _lock(handle.fileno())
-        if locked is None:
-            return path, handle, False
-        try:
-            # Taken for a killed export's by one starting, between our open and our lock
-            # (it holds the lock, or has removed the file): start again on a new name.
-            mine = locked and os.path.samestat(os.fstat(handle.fileno()), os.lstat(path))
-        except FileNotFoundError:
-            mine = False
-        if mine:
-            return path, handle, True
+        locked = _lock(handle.fileno(), path)
+        if locked is not False:
+            return path, handle, bool(locked)
+        # Taken for a killed export's by one starting, between our open and our lock (it
+        # holds the lock, or has removed the file): start again on a new name.
         handle.close()
 
 
-def _lock(fd: int) -> bool | None:
-    """Take an exclusive ``flock`` on ``fd`` without waiting: ``True`` when taken,
-    ``False`` when another open file holds one, ``None`` where there is no ``flock``
-    (Windows, file systems without it)."""
+def _lock(fd: int, path: Path) -> bool | None:
+    """Take an exclusive ``flock`` on ``fd``, the file open at ``path``, without waiting:
+    ``True`` when taken and ``path`` still names that file; ``False`` when another open
+    file holds the lock, or ``path`` has been removed or replaced meanwhile; ``None``
+    where there is no ``flock`` (Windows, file systems without it)."""
     if fcntl is None:  # pragma: no cover - Windows
         return None
     try:
@@ -490,7 +485,10 @@ def _lock(fd: int) -> bool | None:
         return False
     except OSError:
         return None
-    return True
+    try:
+        return os.path.samestat(os.fstat(fd), os.lstat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _remove_stale_temporaries(target: Path) -> None:
@@ -515,11 +513,7 @@ def _remove_stale_temporaries(target: Path) -> None:
         except OSError:
             continue
         try:
-            if (
-                stat.S_ISREG(os.fstat(fd).st_mode)
-                and _lock(fd)
-                and os.path.samestat(os.fstat(fd), os.lstat(path))  # not renamed since
-            ):
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, path):
                 os.unlink(path)
         except OSError:
             pass  # gone meanwhile, or not ours to remove: left as it is

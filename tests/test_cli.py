@@ -1274,13 +1274,13 @@ def test_a_temporary_taken_for_a_killed_exports_while_being_created_is_given_up(
     lock = cli._lock
     raced: list[str] = []
 
-    def lock_after_a_rival(fd: int) -> bool | None:
+    def lock_after_a_rival(fd: int, path: Path) -> bool | None:
         if not raced:
             (name,) = _temporaries(tmp_path)
             raced.append(name)
             cli._remove_stale_temporaries(target)  # its own open file: a rival's lock
             assert _temporaries(tmp_path) == set()
-        return lock(fd)
+        return lock(fd, path)
 
     monkeypatch.setattr(cli, "_lock", lock_after_a_rival)
     path, handle, locked = cli._create_beside(target)
