@@ -159,6 +159,26 @@ def test_columns_with_nulls_numbers_and_other_spellings_match_the_slow_path(seed
 
 
 @pytest.mark.parametrize(
+    ("count", "passes"),
+    [(1, []), (2, []), (4, []), (5, [5]), (6, [6]), (504, [500]), (505, [500, 5])],
+)
+def test_only_pieces_of_five_records_or_more_go_a_column_at_a_time(
+    count: int, passes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A column pass has a fixed cost that a lookup by id (one record) would pay in full.
+    records = [{**DOCUMENTED, "id": str(index), "context": "x"} for index in range(count)]
+    column_passes: list[int] = []
+
+    def counted(chunk: list[Any]) -> Any:
+        column_passes.append(len(chunk))
+        return _structure_columns(chunk)
+
+    monkeypatch.setattr(_converter, "_structure_columns", counted)
+    assert list(structure_records(records)) == [_structure_slow(record) for record in records]
+    assert column_passes == passes  # pieces of 500; a piece under five goes record by record
+
+
+@pytest.mark.parametrize(
     "shape",
     [
         {**DOCUMENTED, "context": "inbound", "callback_seen": "0"},  # as the live API sends
