@@ -971,6 +971,15 @@ def test_a_base_url_with_a_query_or_fragment_is_a_value_error(no_env: None, url:
         ConvosoClient(TOKEN, base_url=url)
 
 
+def test_a_token_in_a_base_url_query_is_not_quoted_in_the_error(no_env: None) -> None:
+    # The API's examples are written as query strings (auth_token=abc123&...), so a pasted
+    # URL may carry the token: the message names the URL, not its query.
+    with pytest.raises(ValueError, match="query or fragment") as info:
+        ConvosoClient(TOKEN, base_url=f"{BASE}?auth_token=pasted-secret-42")
+    assert "pasted-secret-42" not in str(info.value)
+    assert "api.test/v1" in str(info.value)
+
+
 def test_credentials_in_base_url_are_in_no_repr_or_error(no_env: None) -> None:
     client = ConvosoClient(TOKEN, base_url="https://ops:hunter2@api.example/v1")
     assert "hunter2" not in repr(client)
