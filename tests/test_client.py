@@ -474,6 +474,34 @@ async def test_a_page_found_unreadable_when_reached_is_fetched_again(
     )
 
 
+async def test_the_first_pages_total_is_read_off_its_head_before_it_is_parsed(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """The walk needs only ``total`` to send its next requests, so it reads it off the
+    head of the first body and parses that body once they have left. A first body that
+    then proves unreadable is fetched again after the second page's request, not
+    before: the second request went out on the peeked total."""
+    torn = b'{"offset": 0, "limit": 2, "total": 4, "results": [{"id": "1", <html>'
+    mock_api.post(SEARCH_URL, body=torn)
+    mock_api.post(SEARCH_URL, payload=page_of(2, 4, ["3", "4"]))
+    mock_api.post(SEARCH_URL, payload=page_of(0, 4, ["1", "2"]))
+    async with make_client(fast_retry) as client:
+        got = await client.callbacks.search(page_size=2, concurrency=1).collect()
+    assert [form["offset"] for _, form in sent(mock_api)] == ["0", "2", "0"]
+    assert [c.id for c in got] == ["1", "2", "3", "4"]
+
+
+async def test_search_takes_no_more_requests_at_a_time_than_the_client_allows(
+    fast_retry: RetryPolicy,
+) -> None:
+    # Documented: concurrency is never more than the client's max_concurrency; the pages
+    # it would hold beyond that would only wait for a slot, holding memory.
+    client = make_client(fast_retry, max_concurrency=3)
+    assert client.callbacks.search(concurrency=16).concurrency == 3
+    assert client.callbacks.search(concurrency=2).concurrency == 2
+    await client.close()
+
+
 async def test_a_page_found_unreadable_with_no_attempt_left_claims_no_second_fetch(
     mock_api: aioresponses, caplog: pytest.LogCaptureFixture
 ) -> None:
