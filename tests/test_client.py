@@ -9,6 +9,7 @@ import asyncio
 import logging
 import pickle
 import random
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from itertools import pairwise
@@ -1337,6 +1338,35 @@ async def test_a_retry_that_never_leaves_the_queue_is_not_counted_as_sent(
         await b_task
         assert count(mock_api) == 2
         assert (client.requests_sent, client.retries) == (2, 0)
+
+
+async def test_a_call_whose_turn_comes_after_its_deadline_is_not_sent_or_counted(
+    mock_api: aioresponses,
+) -> None:
+    """One slot. A's request blocks the loop past B's deadline, so B is handed the slot
+    (its wake-up queued as A releases it) before its deadline's timer has run: B must
+    fail there, unsent and uncounted, rather than count a request the transport refuses."""
+    b_task: asyncio.Task[None] | None = None
+    policy = RetryPolicy(initial_wait=0.001, max_wait=0.002, deadline=0.05)
+    async with make_client(policy, max_concurrency=1) as client:
+
+        async def blocks_past_bs_deadline(url: URL, **kwargs: Any) -> CallbackResult:
+            nonlocal b_task
+            b_task = asyncio.create_task(client.callbacks.delete("2"))
+            await _until_queued_for_a_slot(client, 1)
+            # Blocking on purpose: B's deadline passes with no turn of the loop.
+            time.sleep(0.1)  # noqa: ASYNC251
+            return CallbackResult(payload={"success": True})
+
+        mock_api.post(DELETE_URL, callback=blocks_past_bs_deadline)
+        await client.callbacks.delete("1")
+        assert b_task is not None
+        with pytest.raises(TransportError, match="deadline passed") as info:
+            await b_task
+        assert not info.value.sent
+        assert (client.requests_sent, client.retries) == (1, 0)
+        assert client._slots._value == 1  # type: ignore[attr-defined]
+    assert count(mock_api) == 1
 
 
 async def test_close_fails_calls_waiting_for_the_rate_limiter_or_a_slot_at_once(
