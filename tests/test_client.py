@@ -1380,8 +1380,13 @@ async def test_close_fails_calls_waiting_for_the_rate_limiter_or_a_slot_at_once(
     await client.callbacks.delete("1")
     queued = [asyncio.create_task(client.callbacks.delete("1")) for _ in range(2)]
     await _until_queued_for_a_slot(client, 1)  # the second is in the limiter, the third here
+    loop = asyncio.get_running_loop()
+    closed_at = loop.time()
     await client.close()
     outcomes = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 2.0)
+    # Timed as well: a limiter that kept looping until its start came, without yielding,
+    # would block the loop (and so wait_for's own timeout) for the full 10 s.
+    assert loop.time() - closed_at < 2.0
     for outcome in outcomes:
         assert isinstance(outcome, RuntimeError)
         assert "closed" in str(outcome)
