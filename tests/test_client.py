@@ -492,6 +492,52 @@ async def test_the_first_pages_total_is_read_off_its_head_before_it_is_parsed(
     assert [c.id for c in got] == ["1", "2", "3", "4"]
 
 
+async def test_search_stops_after_max_items(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    mock_api.post(SEARCH_URL, payload=page_of(0, 6, ["1", "2"]))
+    mock_api.post(SEARCH_URL, payload=page_of(2, 6, ["3", "4"]))
+    mock_api.post(SEARCH_URL, payload=page_of(4, 6, ["5", "6"]))
+    async with make_client(fast_retry) as client:
+        got = await client.callbacks.search(page_size=2, max_items=3, concurrency=1).collect()
+    assert [c.id for c in got] == ["1", "2", "3"]
+    assert [form["offset"] for _, form in sent(mock_api)] == ["0", "2"]
+
+
+async def test_export_sends_its_filters_with_every_request(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """Each filter export() takes reaches the probe and the page requests alike: one
+    left behind would export callbacks the caller did not ask for."""
+
+    def answer(url: URL, **kwargs: Any) -> CallbackResult:
+        form = dict(parse_qsl(kwargs["data"].decode()))
+        offset, limit = int(form["offset"]), int(form["limit"])
+        records = [{**RECORD, "id": str(n)} for n in (1, 2)][offset : offset + limit]
+        return CallbackResult(
+            payload={"offset": offset, "limit": limit, "total": 2, "results": records}
+        )
+
+    mock_api.post(SEARCH_URL, callback=answer, repeat=True)
+    filters = {
+        "campaign_id": "11",
+        "list_id": "22",
+        "user_id": "33",
+        "lead_id": "44",
+        "recipient": "System",
+        "stage": "PENDING",
+    }
+    async with make_client(fast_retry) as client:
+        export = client.callbacks.export(date(2026, 3, 1), date(2026, 3, 5), **filters)
+        got = [c.id async for c in export]
+    assert got == ["1", "2"]
+    forms = [form for _, form in sent(mock_api)]
+    assert len(forms) == 2  # the probe (limit=1), then the one page
+    for form in forms:
+        assert {name: form.get(name) for name in filters} == filters
+        assert (form["start_date"], form["end_date"]) == ("2026-03-01", "2026-03-05")
+
+
 async def test_search_takes_no_more_requests_at_a_time_than_the_client_allows(
     fast_retry: RetryPolicy,
 ) -> None:
