@@ -906,6 +906,26 @@ async def test_rate_limit_spaces_the_starts_of_calls_queued_for_a_slot(
     assert min(gaps) >= 1 / 10 * 0.5
 
 
+async def test_rate_limit_waits_only_for_what_is_left_of_the_interval(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """Two starts a second, the second call made 0.4 s after the first: it must start at
+    0.5 s, when its turn comes, not a whole interval after it was made (0.9 s)."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    def record(url: URL, **kwargs: Any) -> None:
+        starts.append(loop.time())
+
+    mock_api.post(DELETE_URL, payload={"success": True}, callback=record, repeat=True)
+    async with make_client(fast_retry, rate_limit=2) as client:
+        await client.callbacks.delete("1")
+        await asyncio.sleep(0.4)  # idle for most of the interval: the scenario, not a wait
+        await client.callbacks.delete("2")
+    (gap,) = [later - earlier for earlier, later in pairwise(starts)]
+    assert 0.5 * 0.9 <= gap < 0.7  # 0.2 s of slack each way for a loaded machine
+
+
 async def _until_asleep_in_the_limiter(client: ConvosoClient, sleepers: int) -> None:
     """Yield to the loop until ``sleepers`` calls are waiting in the rate limiter (the one
     at the head of the line asleep on the client's close() event, the others in line for
