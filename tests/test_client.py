@@ -996,6 +996,16 @@ def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch
     assert client._transport._token == "explicit"
 
 
+def test_an_empty_token_passed_is_an_error_even_with_one_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only a token not passed (None) falls back: an empty one (a blank config value) must
+    # not be quietly swapped for whatever token the environment holds.
+    monkeypatch.setenv("CONVOSO_AUTH_TOKEN", "from-env")
+    with pytest.raises(ValueError, match="no auth token"):
+        ConvosoClient("", base_url=BASE)
+
+
 def test_default_base_url_is_convoso(no_env: None) -> None:
     assert ConvosoClient(TOKEN).base_url == URL("https://api.convoso.com/v1")
 
