@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ import pytest
 import convoso_async
 from convoso_async import (
     AuthenticationError,
+    Callbacks,
     ConvosoAPIError,
+    ConvosoClient,
     ConvosoError,
     InvalidParameterError,
     MalformedResponseError,
@@ -102,6 +106,40 @@ def test_convoso_error_is_an_exception_not_a_value_error() -> None:
     # Validation raises ValueError; a ConvosoError must not be caught by `except ValueError`.
     assert issubclass(ConvosoError, Exception)
     assert not issubclass(ConvosoError, ValueError)
+
+
+def _defaults(function: Callable[..., object]) -> dict[str, object]:
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def test_the_defaults_are_the_ones_the_readme_documents() -> None:
+    # README, "The client": timeout=30.0, max_concurrency=8, ...; retry=RetryPolicy() is
+    # taken as None in the signature (test_default_retry_policy holds what it becomes).
+    assert _defaults(ConvosoClient) == {
+        "auth_token": None,
+        "base_url": None,
+        "timeout": 30.0,
+        "retry": None,
+        "max_concurrency": 8,
+        "rate_limit": None,
+        "session": None,
+    }
+    # README, "Paginating" and the method list: search()'s and search_page()'s own.
+    search = _defaults(Callbacks.search)
+    knobs = ("page_size", "max_items", "offset", "concurrency", "truncate")
+    assert {name: search[name] for name in knobs} == {
+        "page_size": 5000,
+        "max_items": None,
+        "offset": 0,
+        "concurrency": 4,
+        "truncate": False,
+    }
+    page = _defaults(Callbacks.search_page)
+    assert (page["offset"], page["limit"]) == (0, 20)
 
 
 def test_py_typed_ships_in_the_package_directory() -> None:
