@@ -476,7 +476,7 @@ async def test_a_page_found_unreadable_when_reached_is_fetched_again(
 
 
 async def test_the_first_pages_total_is_read_off_its_head_before_it_is_parsed(
-    mock_api: aioresponses, fast_retry: RetryPolicy
+    mock_api: aioresponses, fast_retry: RetryPolicy, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The walk needs only ``total`` to send its next requests, so it reads it off the
     head of the first body and parses that body once they have left. A first body that
@@ -487,9 +487,28 @@ async def test_the_first_pages_total_is_read_off_its_head_before_it_is_parsed(
     mock_api.post(SEARCH_URL, payload=page_of(2, 4, ["3", "4"]))
     mock_api.post(SEARCH_URL, payload=page_of(0, 4, ["1", "2"]))
     async with make_client(fast_retry) as client:
-        got = await client.callbacks.search(page_size=2, concurrency=1).collect()
+        with caplog.at_level(logging.WARNING, logger="convoso_async"):
+            got = await client.callbacks.search(page_size=2, concurrency=1).collect()
     assert [form["offset"] for _, form in sent(mock_api)] == ["0", "2", "0"]
     assert [c.id for c in got] == ["1", "2", "3", "4"]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("the search page at offset 0 could not be read")
+
+
+async def test_pages_of_a_walk_keep_the_asked_offset_and_limit_when_the_server_omits_them(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    # As search_page() does: an answer without them is read as the page that was asked for.
+    for ids in (["1", "2"], ["3"]):
+        mock_api.post(
+            SEARCH_URL, payload={"total": 3, "results": [{**RECORD, "id": i} for i in ids]}
+        )
+    async with make_client(fast_retry) as client:
+        pages = [page async for page in client.callbacks.search(page_size=2, concurrency=1).pages()]
+    asked = [(int(form["offset"]), int(form["limit"])) for _, form in sent(mock_api)]
+    assert asked == [(0, 2), (2, 1)]  # the last request asks only for the one record left
+    assert [(p.offset, p.limit) for p in pages] == asked
+    assert [[c.id for c in p.results] for p in pages] == [["1", "2"], ["3"]]
 
 
 async def test_search_stops_after_max_items(
