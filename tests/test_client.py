@@ -816,6 +816,18 @@ async def test_update_and_delete_are_retried_after_a_disconnect(
     assert count(mock_api) == 4
 
 
+async def test_a_retry_is_logged_under_the_endpoint_that_failed(
+    mock_api: aioresponses, fast_retry: RetryPolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    mock_api.post(UPDATE_URL, status=503)
+    mock_api.post(UPDATE_URL, payload={"success": True})
+    async with make_client(fast_retry) as client:
+        with caplog.at_level(logging.INFO, logger="convoso_async"):
+            assert await client.callbacks.update("9", comments="x") == "9"
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert line.startswith("callbacks/update failed (attempt 1 of 3)")
+
+
 # --- deadline and budget -----------------------------------------------------------------
 
 
