@@ -39,7 +39,7 @@ from convoso_async import (
     TransportError,
 )
 
-from .conftest import BASE, TOKEN
+from .conftest import BASE, TOKEN, raw_server
 from .samples import REFERENCE_RECORD, drain
 
 SEARCH_URL = f"{BASE}/callbacks/search"
@@ -1499,6 +1499,37 @@ async def test_close_fails_calls_waiting_for_the_rate_limiter_or_a_slot_at_once(
         assert "closed" in str(outcome)
     assert (count(mock_api), client.requests_sent) == (1, 1)
     assert client._slots._value == 1  # type: ignore[attr-defined]
+
+
+async def test_close_with_a_request_in_flight_sends_and_counts_nothing_queued_behind_it() -> None:
+    """A real server holds A's request; B waits for the one slot. close() cuts A's
+    connection while it closes the pool, which frees the slot: B must then fail as
+    closed, sent by no one and counted by no one (close() says so before it closes the
+    pool, so no call slips into the window while the pool is closing)."""
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(writer: asyncio.StreamWriter, body: bytes) -> None:
+        arrived.set()
+        await release.wait()
+
+    async with raw_server(hold) as (base, bodies):
+        client = ConvosoClient(
+            TOKEN, base_url=base, retry=RetryPolicy(attempts=1), max_concurrency=1
+        )
+        try:
+            a = asyncio.create_task(client.callbacks.delete("1"))
+            await arrived.wait()
+            b = asyncio.create_task(client.callbacks.delete("2"))
+            await _until_queued_for_a_slot(client, 1)
+            await client.close()
+            outcomes = await asyncio.wait_for(asyncio.gather(a, b, return_exceptions=True), 5)
+        finally:
+            release.set()  # the server waits for its handlers on the way out
+        assert isinstance(outcomes[0], TransportError)  # its connection was cut
+        assert isinstance(outcomes[1], RuntimeError)
+        assert "closed" in str(outcomes[1])
+        assert client.requests_sent == 1
+    assert len(bodies) == 1
 
 
 async def test_close_ends_a_retrys_backoff_at_once(mock_api: aioresponses) -> None:
