@@ -1476,6 +1476,44 @@ async def test_a_call_whose_turn_comes_after_its_deadline_is_not_sent_or_counted
     assert count(mock_api) == 1
 
 
+async def test_a_call_cancelled_while_queued_for_a_slot_gives_none_back(
+    mock_api: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    """One slot, held by A. B, queued for it, is cancelled there: it took no slot, so it
+    must give none back, or C would then go out beside A. (A deadline that passes in the
+    queue ends the wait the same way, by cancelling it.)"""
+    gate = asyncio.Event()
+    in_flight = 0
+
+    async def held(url: URL, **kwargs: Any) -> CallbackResult:
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            await gate.wait()
+        finally:
+            in_flight -= 1
+        return CallbackResult(payload={"success": True})
+
+    mock_api.post(DELETE_URL, callback=held, repeat=True)
+    async with make_client(fast_retry, max_concurrency=1) as client:
+        slots: Any = client._slots
+        a = asyncio.create_task(client.callbacks.delete("1"))
+        b = asyncio.create_task(client.callbacks.delete("2"))
+        await _until_queued_for_a_slot(client, 1)
+        b.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await b
+        c = asyncio.create_task(client.callbacks.delete("3"))
+        for _ in range(1000):  # until C is queued, or has gone out beside A; no time passes
+            if len(slots._waiters or ()) == 1 or in_flight == 2:
+                break
+            await asyncio.sleep(0)
+        assert in_flight == 1
+        gate.set()
+        await asyncio.gather(a, c)
+    assert count(mock_api) == 2
+
+
 async def test_close_fails_calls_waiting_for_the_rate_limiter_or_a_slot_at_once(
     mock_api: aioresponses, fast_retry: RetryPolicy
 ) -> None:
