@@ -557,9 +557,10 @@ class Callbacks:
         ``checkpoint`` is a JSON file recording the plan and completed windows, written
         atomically after each window and removed when the export completes; rerun with
         the same filters and path to skip completed windows (a checkpoint of different
-        filters is a ``ValueError``). ``before_checkpoint(window)`` runs once you have
-        taken a window's last record, before it is recorded: make your output durable
-        there; what it returns is stored and comes back as ``resume_state``. With
+        filters is a ``ValueError``). With a checkpoint, ``before_checkpoint(window)`` runs
+        once you have taken a window's last record, before it is recorded: make your
+        output durable there; what it returns is stored and comes back as
+        ``resume_state``. Without one it is never called. With
         ``keep_checkpoint=True`` a completed export leaves its checkpoint (every window
         done) for you to remove once your output is safe: until then a rerun resumes
         with nothing left to fetch rather than starting over. Raises

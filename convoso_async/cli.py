@@ -567,11 +567,9 @@ async def _run_export(
                 concurrency=concurrency,
                 progress=bar.update,
                 checkpoint=checkpoint,
-                # The export calls it at the end of every window, checkpoint or not; the
-                # output need be durable window by window only for a checkpoint to vouch
-                # for it. Without one, flushing there cost an fsync a window and cut a
-                # Parquet row group a window; commit() syncs the whole output once.
-                before_checkpoint=output_state if checkpoint is not None else None,
+                # Called only with a checkpoint; without one, commit() syncs the whole
+                # output once.
+                before_checkpoint=output_state,
                 page_size=page_size,
                 # Removed by out.commit(), after the rename: until then a rerun must
                 # find it to resume, should the rename onto the target fail.

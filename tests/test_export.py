@@ -344,6 +344,22 @@ class Crash(Exception):
     """Raised from a progress callback: the process dies mid-export."""
 
 
+async def test_before_checkpoint_runs_once_per_window_and_only_with_a_checkpoint(
+    big: ConvosoEmulator, tmp_path: Path
+) -> None:
+    # It asks the caller to make a window's records durable before the checkpoint vouches
+    # for them; with no checkpoint it would only cost the caller a flush per window.
+    async with big, client_for(big) as client:
+        for checkpoint in (None, tmp_path / "export.ckpt.json"):
+            called: list[ExportWindow] = []
+            export = client.callbacks.export(
+                START, END, checkpoint=checkpoint, before_checkpoint=called.append
+            )
+            assert len([c async for c in export]) == len(big.store)
+            assert called == ([] if checkpoint is None else export.windows)
+            assert len(export.windows) > 1
+
+
 async def _export_until_windows(
     emu: ConvosoEmulator,
     path: Path,
