@@ -1056,3 +1056,74 @@ def test_any_plan_partitions_the_range(specs: list[int | tuple[int, ...]]) -> No
     for a, b in itertools.pairwise(windows):
         if a.stage is None and b.stage is None:
             assert a.total + b.total > REACHABLE
+
+
+# --- found by mutating _export.py: what its tests did not pin ------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixed", "finest"),
+    [
+        # A day beyond the cap is split by stage; each stage part must fit.
+        ({"campaign_id": None, "recipient": "system"}, ("stage",)),
+        # With a stage fixed, a day is split by recipient instead.
+        ({"campaign_id": None, "stage": "PENDING"}, ("recipient",)),
+        ({"list_id": None}, ("stage", "recipient")),
+    ],
+)
+async def test_every_request_of_an_export_carries_its_fixed_filters(
+    small: ConvosoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    fixed: dict[str, str | None],
+    finest: tuple[str, ...],
+) -> None:
+    # A probe or a walk that dropped a fixed filter counted (or fetched) the records of
+    # every campaign, list or recipient: the plan's totals, and so its splits and the
+    # progress's records_expected, were wrong, or the export gave records it should not.
+    store = small.store
+    first = next(iter(store.records()))
+    # The first record's campaign or list; stage and recipient as records spell them.
+    fixed = {name: value or first[name] for name, value in fixed.items()}
+    wanted = [r for r in store.records() if all(r[k] == v for k, v in fixed.items())]
+    days: dict[str, int] = {}
+    parts: dict[tuple[str, ...], int] = {}
+    for record in wanted:
+        day = record["callback_time"][:10]
+        days[day] = days.get(day, 0) + 1
+        key = (day, *(record[name] for name in finest))
+        parts[key] = parts.get(key, 0) + 1
+    # A cap the finest parts fit but some days do not: the plan probes days and splits.
+    cap = max(parts.values())
+    assert max(days.values()) > cap
+    monkeypatch.setattr(proto, "REACHABLE", cap)
+    async with small, client_for(small) as client:
+        small.reset_stats()
+        export = client.callbacks.export(START, END, **fixed)  # type: ignore[arg-type]
+        ids = [c.id async for c in export]
+        forms = search_forms(small)
+    assert sorted(ids) == sorted(r["id"] for r in wanted)
+    assert any(w.stage or w.recipient for w in export.windows)  # some day was split
+    sent = proto.filter_form(fixed)  # the fields and values a search form gives them
+    assert forms
+    for form in forms:
+        assert {field: form.get(field) for field in sent} == sent, form
+    assert export.progress.records_expected == export.progress.records_done == len(wanted)
+
+
+async def test_the_narrowest_partition_beyond_the_cap_is_named_with_the_fixed_filters(
+    small: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The way out the message gives is to narrow the export: it says what the export
+    # already fixes, or the window it names is the whole account's.
+    monkeypatch.setattr(proto, "REACHABLE", 0)  # the first record's partition is beyond
+    first = next(iter(small.store.records()))
+    day, stage, recipient = first["callback_time"][:10], first["stage"], first["recipient"]
+    campaign = first["campaign_id"]
+    async with small, client_for(small) as client:
+        export = client.callbacks.export(
+            day, day, campaign_id=campaign, stage=stage, recipient=recipient
+        )
+        with pytest.raises(PaginationLimitError) as caught:
+            await drain(export)
+    named = f"stage={stage} recipient={recipient.capitalize()} campaign_id={campaign}"
+    assert f"window {day} {named}" in str(caught.value)
