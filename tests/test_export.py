@@ -464,6 +464,7 @@ async def test_keep_checkpoint_leaves_the_completed_checkpoint_for_the_caller(
         again = client.callbacks.export(START, END, checkpoint=path)
         assert again.resume_windows_done == len(export.windows)
         assert [callback async for callback in again] == []  # all done: nothing re-sent
+        assert again.progress.windows_done == again.progress.windows_total == len(export.windows)
         assert search_forms(small) == []
     assert not path.exists()  # the default removes it once complete
 
@@ -611,6 +612,7 @@ async def test_an_empty_range_is_one_window_costing_a_probe_and_a_page(
         ({"start_date": "2026-03-01", "end_date": None}, "both start_date and end_date"),
         ({"start_date": START, "end_date": END, "concurrency": 0}, "concurrency"),
         ({"start_date": START, "end_date": END, "page_size": 5001}, "page_size"),
+        ({"start_date": START, "end_date": END, "page_size": 0}, "page_size"),
         ({"start_date": START, "end_date": END, "page_size": "10"}, "page_size"),
         ({"start_date": START, "end_date": END, "stage": "LOST"}, "stage"),
     ],
@@ -1127,3 +1129,79 @@ async def test_the_narrowest_partition_beyond_the_cap_is_named_with_the_fixed_fi
             await drain(export)
     named = f"stage={stage} recipient={recipient.capitalize()} campaign_id={campaign}"
     assert f"window {day} {named}" in str(caught.value)
+
+
+async def test_progress_counts_the_requests_and_retries_sent_since_the_export_was_made(
+    small: ConvosoEmulator,
+) -> None:
+    retry = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.002)
+    async with small, client_for(small, retry=retry) as client:
+        # Earlier calls on the same client, one of them retried, are not the export's.
+        small.script(["status_503", None])
+        await client.callbacks.search_page(start_date=START, end_date=END, limit=1)
+        assert (client.requests_sent, client.retries) == (2, 1)
+        small.reset_stats()
+        export = client.callbacks.export(START, END, page_size=1000)
+        small.script([None, "status_503", None])  # the probe, then the first page twice
+        count = sum([1 async for _ in export])
+        sent = len(small.requests)
+    assert count == 3_000
+    assert sent == 1 + 1 + 3
+    assert export.progress.requests == sent
+    assert export.progress.retries == 1
+
+
+def test_window_concurrency_is_capped_at_the_clients() -> None:
+    client = ConvosoClient("t", base_url="https://api.example/v1", max_concurrency=3)
+    assert client.callbacks.export(START, END, concurrency=10).concurrency == 3
+
+
+async def test_probes_use_every_slot_and_walks_half_of_them(big: ConvosoEmulator) -> None:
+    # The module docstring: a day's probes go out as many at a time as max_concurrency
+    # lets; the walk's windows together fill half the client's slots (here one window of
+    # two page requests), so memory stays bounded by the pages in flight.
+    big.faults = Faults(latency=0.01)
+    peaks: list[int] = []
+
+    def progress(p: ExportProgress) -> None:
+        if p.windows_total and not peaks:  # the plan is made, no page requested yet
+            peaks.append(big.max_in_flight)
+            big.reset_stats()
+
+    try:
+        async with big, client_for(big, max_concurrency=4) as client:
+            big.reset_stats()
+            export = client.callbacks.export(
+                START, END, concurrency=1, page_size=2000, progress=progress
+            )
+            assert export.concurrency == 1
+            count = 0
+            async for _ in export:
+                count += 1
+                if count == 30_000:
+                    break
+            peaks.append(big.max_in_flight)
+    finally:
+        big.faults = None
+    assert peaks[0] == 4  # 30 day probes, 4 at a time
+    assert 1 <= peaks[1] <= 2
+
+
+async def test_a_failing_probe_cancels_the_probes_still_waiting(
+    small: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The plan's day probes run max_concurrency at a time; once one fails the export
+    # fails, and the probes not sent yet are cancelled, not sent for nothing.
+    monkeypatch.setattr(proto, "REACHABLE", 1_000)  # the range is probed day by day
+    retry = RetryPolicy(attempts=1)
+    async with small, client_for(small, retry=retry, max_concurrency=1) as client:
+        before = _tasks()
+        small.script([None, None, "status_503"])  # the range, the first day, the second
+        with pytest.raises(ServerError):
+            await drain(client.callbacks.export(START, END))
+        assert [r.form["start_date"] for r in small.requests] == [
+            str(START),
+            str(START),
+            "2026-03-02",
+        ]
+        assert _tasks() == before
