@@ -519,6 +519,7 @@ def test_a_checkpoint_whose_sync_fails_is_not_written(
         (lambda saved: saved.update(done=7), "TypeError"),
         (lambda saved: saved["windows"][0].update(start="soon"), "ValueError"),
         (lambda saved: saved.update(done=[len(saved["windows"])]), "do not match its plan"),
+        (lambda saved: saved.update(records_done=-1), "do not match its plan"),
         # resume_state is a Mapping or None: a list here was an AttributeError in the CLI.
         (lambda saved: saved.update(state=["jsonl", 10]), "its state is not an object"),
         # A window its search would refuse failed the export partway, after other requests.
@@ -1205,3 +1206,85 @@ async def test_a_failing_probe_cancels_the_probes_still_waiting(
             "2026-03-02",
         ]
         assert _tasks() == before
+
+
+def test_a_checkpoint_is_synced_holding_all_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fsync makes durable what the OS holds: text still in Python's buffer when it runs
+    # would be lost by a crash after the rename, leaving a truncated checkpoint.
+    text = json.dumps({"padding": "x" * 1000})
+    synced: list[int] = []
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    export_mod.write_atomically(tmp_path / "ckpt.json", text)
+    assert synced == [len(text)]
+    assert (tmp_path / "ckpt.json").read_text() == text
+
+
+async def test_a_re_plan_is_in_the_checkpoint_when_progress_first_shows_it(
+    at_cap: ConvosoEmulator, tmp_path: Path
+) -> None:
+    # "the parts replace it in windows (and in the checkpoint)": at once, not only when
+    # the next window is done.
+    path = tmp_path / "export.ckpt.json"
+    grow = _grow_on_plan(at_cap, GROW_HOT)
+    seen: list[tuple[int, int, list[ExportWindow]]] = []
+
+    def progress(p: ExportProgress) -> None:
+        grow(p)
+        if p.windows_total > 3 and not seen:
+            saved = read_json(path)
+            windows = [ExportWindow.from_json(w) for w in saved["windows"]]
+            seen.append((p.windows_done, len(saved["done"]), windows))
+
+    async with at_cap, client_for(at_cap) as client:
+        export = client.callbacks.export(
+            GROW_START, GROW_END, progress=progress, checkpoint=path, concurrency=1
+        )
+        await drain(export)
+    ((windows_done, saved_done, windows),) = seen
+    assert windows_done == saved_done == 1  # the first day, and no part of the hot day
+    assert windows == export.windows
+    assert [(w.start, w.stage) for w in windows[1:5]] == [
+        (GROW_HOT, s) for s in export_mod.STAGE_PARTS
+    ]
+
+
+async def test_a_resume_re_planned_before_its_first_window_ends_keeps_the_stored_state(
+    at_cap: ConvosoEmulator, tmp_path: Path
+) -> None:
+    # The state the hook stored says where the output stands; a checkpoint written by the
+    # resume before any of its windows ends (a re-plan) must still say it.
+    path = tmp_path / "export.ckpt.json"
+    got: list[str] = []
+    async with at_cap:
+        await _export_until_windows(
+            at_cap, path, 1, got, start=GROW_START, end=GROW_END, concurrency=1
+        )
+        state = read_json(path)["state"]
+        assert state == {"records": len(got)} != {"records": 0}
+        store = at_cap.store
+        store.insert(lead_id=store.lead[0], recipient=0, minute=_minute(GROW_HOT))
+
+        def crash_on_re_plan(p: ExportProgress) -> None:
+            if p.windows_total > 3:
+                raise Crash
+
+        async with client_for(at_cap) as client:
+            resumed = client.callbacks.export(
+                GROW_START,
+                GROW_END,
+                checkpoint=path,
+                progress=crash_on_re_plan,
+                before_checkpoint=lambda window: {"records": -1},  # never reached
+            )
+            assert resumed.resume_state == state
+            with pytest.raises(Crash):
+                await drain(resumed)
+    saved = read_json(path)
+    assert len(saved["windows"]) == 6  # the hot day re-planned and saved
+    assert saved["state"] == state
