@@ -1018,10 +1018,12 @@ async def test_the_plan_partitions_the_range_day_by_day_and_part_by_part() -> No
 
 
 # A day as the planner's probes see it: a total under the cap, or the four stage totals of
-# a day beyond it (zeros among them).
+# a day beyond it (zeros among them, and parts at the cap, which are not split further).
 _DAY = st.one_of(
     st.sampled_from([0, 0, 1, 30_000, REACHABLE]),
-    st.tuples(*[st.sampled_from([0, 30_000, 50_000])] * 4).filter(lambda t: sum(t) > REACHABLE),
+    st.tuples(*[st.sampled_from([0, 30_000, 50_000, REACHABLE])] * 4).filter(
+        lambda t: sum(t) > REACHABLE
+    ),
 )
 
 
@@ -1288,3 +1290,53 @@ async def test_a_resume_re_planned_before_its_first_window_ends_keeps_the_stored
     saved = read_json(path)
     assert len(saved["windows"]) == 6  # the hot day re-planned and saved
     assert saved["state"] == state
+
+
+def test_seen_ids_check_their_density_as_the_chunk_count_doubles_from_64() -> None:
+    # The check counts the bits of every chunk, so it runs as their count doubles (64,
+    # 128, ...), not at each new chunk: that would cost time quadratic in the chunks.
+    chunk = 1 << 16  # ids per chunk
+    scattered = SeenIds()
+    for key in range(64):
+        assert scattered.add(str(key * chunk))
+    assert not scattered._other  # 64 chunks: not checked yet
+    assert scattered.add(str(64 * chunk))  # a 65th chunk: checked, and far too sparse
+    assert len(scattered._other) == len(scattered) == 65
+
+    dense = SeenIds()
+    for key in range(64):  # 130 ids a chunk: over the 128 (16 per KiB) that pay for one
+        for n in range(130):
+            dense.add(str(key * chunk + n))
+    for key in range(64, 128):  # one id a chunk: sparse on average, from the 67th on
+        dense.add(str(key * chunk))
+    assert not dense._other  # not checked between 64 and 128 chunks
+    dense.add(str(128 * chunk))  # the 129th: checked, and below 16 ids per KiB
+    assert len(dense._other) == len(dense) == 64 * 130 + 65
+
+
+@pytest.mark.parametrize(("grown", "replans"), [("before_its_walk", 1), ("during_its_walk", 2)])
+async def test_a_re_plan_that_gives_the_window_back_is_walked_once_more_then_raises(
+    at_cap: ConvosoEmulator, monkeypatch: pytest.MonkeyPatch, grown: str, replans: int
+) -> None:
+    # Probes that keep finding the window under the cap while its walk finds it beyond
+    # (its days shrank again, or the API counts two ways): the export must end with the
+    # search's error, not re-plan and walk the window for ever.
+    calls: list[ExportWindow] = []
+
+    async def gives_it_back(
+        self: export_mod.CallbackExport, window: ExportWindow, total: int
+    ) -> list[ExportWindow]:
+        calls.append(window)
+        assert len(calls) <= replans, "re-planned again"
+        return [window]
+
+    monkeypatch.setattr(export_mod.CallbackExport, "_replan", gives_it_back)
+    if grown == "before_its_walk":
+        progress = _grow_on_plan(at_cap, GROW_HOT)
+    else:
+        progress = _grow_in_walk(at_cap, GROW_HOT, after=10_000)
+    async with at_cap, client_for(at_cap) as client:
+        export = client.callbacks.export(GROW_START, GROW_END, progress=progress, concurrency=1)
+        with pytest.raises(PaginationLimitError):
+            await drain(export)
+    assert [w.start for w in calls] == [GROW_HOT] * replans
