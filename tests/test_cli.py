@@ -1327,6 +1327,36 @@ def test_a_temporary_taken_for_a_killed_exports_while_being_created_is_given_up(
 
 
 @pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
+def test_a_temporary_a_rival_locks_before_this_export_does_is_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rival starting between this export's open and its lock may hold the new file's
+    # lock (about to remove it as a killed export's): this one must take a new name, not
+    # go on unlocked in a file about to vanish.
+    target = tmp_path / "cb.jsonl"
+    lock = cli._lock
+    rivals: list[tuple[int, Path]] = []
+
+    import fcntl
+
+    def lock_after_a_rival(fd: int, path: Path) -> bool | None:
+        if not rivals:
+            rival = os.open(path, os.O_RDONLY)
+            rivals.append((rival, path))
+            fcntl.flock(rival, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return lock(fd, path)
+
+    monkeypatch.setattr(cli, "_lock", lock_after_a_rival)
+    try:
+        path, handle, locked = cli._create_beside(target)
+        handle.close()
+        assert locked is True
+        assert path != rivals[0][1]
+    finally:
+        os.close(rivals[0][0])
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
 def test_a_complete_temporary_stays_locked_until_renamed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1742,36 +1772,6 @@ def test_a_checkpoint_of_an_export_whose_done_windows_hold_no_records_resumes(
     assert cli.main(argv) == 0
     assert out.read_bytes() == b""
     assert not ckpt.exists()
-
-
-@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
-def test_a_temporary_a_rival_locks_before_this_export_does_is_given_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A rival starting between this export's open and its lock may hold the new file's
-    # lock (about to remove it as a killed export's): this one must take a new name, not
-    # go on unlocked in a file about to vanish.
-    target = tmp_path / "cb.jsonl"
-    lock = cli._lock
-    rivals: list[tuple[int, Path]] = []
-
-    import fcntl
-
-    def lock_after_a_rival(fd: int, path: Path) -> bool | None:
-        if not rivals:
-            rival = os.open(path, os.O_RDONLY)
-            rivals.append((rival, path))
-            fcntl.flock(rival, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return lock(fd, path)
-
-    monkeypatch.setattr(cli, "_lock", lock_after_a_rival)
-    try:
-        path, handle, locked = cli._create_beside(target)
-        handle.close()
-        assert locked is True
-        assert path != rivals[0][1]
-    finally:
-        os.close(rivals[0][0])
 
 
 def test_a_stage_given_twice_is_fetched_once(emu: ConvosoEmulator) -> None:
