@@ -117,9 +117,10 @@ class ConvosoClient:
     """An async client for the Convoso Callbacks API; share one across your whole program.
 
     ``auth_token`` falls back to ``$CONVOSO_AUTH_TOKEN`` and ``base_url`` to
-    ``$CONVOSO_BASE_URL``. ``max_concurrency`` bounds requests in flight across everything
-    this client does; ``rate_limit`` (requests per second) spaces their starts. Pass your
-    own ``session`` to reuse a pool you manage: the client will not close it.
+    ``$CONVOSO_BASE_URL`` when not given; an empty one given is a ``ValueError``.
+    ``max_concurrency`` bounds requests in flight across everything this client does;
+    ``rate_limit`` (requests per second) spaces their starts. Pass your own ``session``
+    to reuse a pool you manage: the client will not close it.
 
     Use it as ``async with ConvosoClient() as client:`` or call :meth:`close`.
     """
@@ -142,9 +143,16 @@ class ConvosoClient:
             # Not quoted: it is the secret. Bytes were taken, then broke every failure
             # with a TypeError when its error was scrubbed of them.
             raise ValueError(f"auth_token must be a string, not {type(token).__name__}")
-        self.base_url = _checked_base_url(
-            base_url or os.environ.get("CONVOSO_BASE_URL") or DEFAULT_BASE_URL
-        )
+        if base_url is None:
+            base_url = os.environ.get("CONVOSO_BASE_URL") or DEFAULT_BASE_URL
+        elif isinstance(base_url, str) and not base_url.strip():
+            # As with the token, only one not passed falls back: an empty one (a blank
+            # config value, an unset variable) would send the token to Convoso's API.
+            raise ValueError(
+                "base_url is empty: pass the API's URL, or leave it out for "
+                "$CONVOSO_BASE_URL or Convoso's"
+            )
+        self.base_url = _checked_base_url(base_url)
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
             raise ValueError(f"max_concurrency must be an integer, not {max_concurrency!r}")
         if max_concurrency < 1:

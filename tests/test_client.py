@@ -1039,6 +1039,19 @@ def test_an_empty_token_passed_is_an_error_even_with_one_in_the_environment(
         ConvosoClient("", base_url=BASE)
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_base_url_passed_is_an_error_not_the_environments_or_convosos(
+    monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    # An unset variable read into base_url= must not send the token to another API.
+    monkeypatch.setenv("CONVOSO_BASE_URL", "http://127.0.0.1:8787/v1")
+    with pytest.raises(ValueError, match="base_url is empty"):
+        ConvosoClient(TOKEN, base_url=blank)
+    monkeypatch.delenv("CONVOSO_BASE_URL")
+    with pytest.raises(ValueError, match="base_url is empty"):
+        ConvosoClient(TOKEN, base_url=blank)
+
+
 def test_default_base_url_is_convoso(no_env: None) -> None:
     assert ConvosoClient(TOKEN).base_url == URL("https://api.convoso.com/v1")
 
