@@ -9,8 +9,10 @@ Wire rules (what the live API sends, and what the caller gets):
   the vendor's ``YYYY-MM-DD hh:mm AM/PM`` and ISO 8601 with an offset
   (``2016-11-17T10:54:21-0800``), each also with a one-digit hour (PHP's ``g:i A``:
   ``2026-03-05 2:30 PM``). ``null``, ``""`` and ``0000-00-00 00:00:00`` are
-  ``None``. Any other text is a :class:`MalformedResponseError`: a time we cannot read is
-  never guessed.
+  ``None``. Python's ``datetime.fromisoformat`` reads them, so its other ISO 8601 forms
+  pass too: a date alone is midnight, and the basic (``20260305T143000``) and week
+  (``2026-W10-4T10:00``) forms are read as written. Any other text is a
+  :class:`MalformedResponseError`: a time we cannot read is never guessed.
 * ``stage`` and ``recipient`` are looked up case-insensitively (``PASTDUE`` is
   ``PAST_DUE``); a value outside the enums is kept as its raw string.
 * Fields the documentation does not list go, untouched, into ``Callback.extra``.

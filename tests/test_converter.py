@@ -355,6 +355,21 @@ def test_a_one_digit_hour_is_read_on_every_decode_path() -> None:
     assert record_path.callback_time == columns[0].callback_time == datetime(2026, 3, 5, 14, 30)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-05", datetime(2026, 3, 5)),  # a date alone: midnight, as documented
+        ("20260305T143000", datetime(2026, 3, 5, 14, 30)),
+        ("2026-W10-4T10:00", datetime(2026, 3, 5, 10, 0)),  # week 10, Thursday
+    ],
+)
+@pytest.mark.parametrize("field", ["created_at", "modified_at", "callback_time"])
+def test_other_iso_8601_forms_are_read_as_the_docstring_says(
+    field: str, text: str, expected: datetime
+) -> None:
+    assert getattr(one({field: text}), field) == expected
+
+
 def test_iso_offset_is_kept_aware_and_local_times_stay_naive() -> None:
     record = one({"created_at": "2016-11-17T10:54:21-0800", "modified_at": "2026-03-03 14:30:00"})
     assert record.created_at is not None
