@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -1299,6 +1299,23 @@ def test_a_killed_exports_temporary_output_is_removed_by_the_next_not_a_live_one
     assert _record_count(out, fmt) == len(emu.store)
 
 
+def _a_rival_before_the_first_lock(
+    monkeypatch: pytest.MonkeyPatch, rival: Callable[[Path], None]
+) -> None:
+    """Run ``rival(path)`` once, between a new temporary's open and its lock: the moment
+    another export starting then would act on it."""
+    lock = cli._lock
+    raced: list[Path] = []
+
+    def lock_after_a_rival(fd: int, path: Path) -> bool | None:
+        if not raced:
+            raced.append(path)
+            rival(path)
+        return lock(fd, path)
+
+    monkeypatch.setattr(cli, "_lock", lock_after_a_rival)
+
+
 @pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
 def test_a_temporary_taken_for_a_killed_exports_while_being_created_is_given_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -1306,22 +1323,19 @@ def test_a_temporary_taken_for_a_killed_exports_while_being_created_is_given_up(
     # Another export starting between this one's open and its lock finds the new file
     # unlocked and removes it: this one must not write into the removed file.
     target = tmp_path / "cb.jsonl"
-    lock = cli._lock
-    raced: list[str] = []
+    removed: list[str] = []
 
-    def lock_after_a_rival(fd: int, path: Path) -> bool | None:
-        if not raced:
-            (name,) = _temporaries(tmp_path)
-            raced.append(name)
-            cli._remove_stale_temporaries(target)  # its own open file: a rival's lock
-            assert _temporaries(tmp_path) == set()
-        return lock(fd, path)
+    def remove_it(path: Path) -> None:
+        removed.extend(_temporaries(tmp_path))
+        cli._remove_stale_temporaries(target)  # its own open file: a rival's lock
+        assert _temporaries(tmp_path) == set()
 
-    monkeypatch.setattr(cli, "_lock", lock_after_a_rival)
+    _a_rival_before_the_first_lock(monkeypatch, remove_it)
     path, handle, locked = cli._create_beside(target)
     with handle:
         assert locked
-        assert _temporaries(tmp_path) == {path.name} != set(raced)
+        assert len(removed) == 1
+        assert _temporaries(tmp_path) == {path.name} != set(removed)
         cli._remove_stale_temporaries(target)  # held: left alone
         assert path.exists()
 
@@ -1333,27 +1347,23 @@ def test_a_temporary_a_rival_locks_before_this_export_does_is_given_up(
     # A rival starting between this export's open and its lock may hold the new file's
     # lock (about to remove it as a killed export's): this one must take a new name, not
     # go on unlocked in a file about to vanish.
-    target = tmp_path / "cb.jsonl"
-    lock = cli._lock
-    rivals: list[tuple[int, Path]] = []
-
     import fcntl
 
-    def lock_after_a_rival(fd: int, path: Path) -> bool | None:
-        if not rivals:
-            rival = os.open(path, os.O_RDONLY)
-            rivals.append((rival, path))
-            fcntl.flock(rival, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return lock(fd, path)
+    held: list[tuple[int, Path]] = []
 
-    monkeypatch.setattr(cli, "_lock", lock_after_a_rival)
+    def lock_it(path: Path) -> None:
+        rival = os.open(path, os.O_RDONLY)
+        held.append((rival, path))
+        fcntl.flock(rival, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    _a_rival_before_the_first_lock(monkeypatch, lock_it)
     try:
-        path, handle, locked = cli._create_beside(target)
+        path, handle, locked = cli._create_beside(tmp_path / "cb.jsonl")
         handle.close()
         assert locked is True
-        assert path != rivals[0][1]
+        assert path != held[0][1]
     finally:
-        os.close(rivals[0][0])
+        os.close(held[0][0])
 
 
 @pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="flock: POSIX only")
