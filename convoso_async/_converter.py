@@ -407,14 +407,13 @@ _COLUMNS_FROM: Final = 5
 
 
 def _structure_chunk(records: list[Any]) -> tuple[Callback, ...]:
-    decoded = None
     if len(records) >= _COLUMNS_FROM:
         try:
             decoded = _structure_columns(records)
         except (KeyError, TypeError, ValueError):
             decoded = None  # record by record below, to raise what the bad record gives
-    if decoded is not None:
-        return decoded
+        if decoded is not None:
+            return decoded
     fields_of = _getter_for(records[0])
     try:
         return tuple([_structure_fast(record, fields_of) for record in records])
