@@ -627,6 +627,20 @@ def fsync_fails_on(monkeypatch: pytest.MonkeyPatch) -> Any:
     return fail
 
 
+def _whole_then_checkpointed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> tuple[Path, Path, Path, list[str]]:
+    """Export RANGE uninterrupted to ``whole.FMT`` (several windows, under a planner cap
+    of 800), for a resumed export to be compared with; then the output, the checkpoint
+    and the argv of the same export, checkpointed, not run yet."""
+    monkeypatch.setattr(proto, "REACHABLE", 800)
+    argv = ["export", *RANGE, "--format", fmt, "--concurrency", "1", "-q"]
+    whole = tmp_path / f"whole.{fmt}"
+    assert cli.main([*argv, "-o", str(whole)]) == 0
+    out, ckpt = tmp_path / f"cb.{fmt}", tmp_path / "cb.ckpt"
+    return whole, out, ckpt, [*argv, "-o", str(out), "--checkpoint", str(ckpt)]
+
+
 @pytest.mark.usefixtures("fast_client")
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_resume_where_fsync_is_not_supported_gives_the_uninterrupted_output(
@@ -640,14 +654,8 @@ def test_resume_where_fsync_is_not_supported_gives_the_uninterrupted_output(
     # Where fsync is not supported (EINVAL: some FUSE and network mounts) the checkpoint
     # vouched for 0 bytes of output, so the resume truncated every completed window's
     # records away and exited 0 with only the rest (a CSV without its header).
-    monkeypatch.setattr(proto, "REACHABLE", 800)
-    whole = tmp_path / f"whole.{fmt}"
-    argv = ["export", *RANGE, "--format", fmt, "--concurrency", "1", "-q"]
-    assert cli.main([*argv, "-o", str(whole)]) == 0
-    out = tmp_path / f"cb.{fmt}"
-    ckpt = tmp_path / "cb.ckpt"
+    whole, out, ckpt, argv = _whole_then_checkpointed(tmp_path, monkeypatch, fmt)
     fsync_fails_on(tmp_path / f".cb.{fmt}.partial", errno.EINVAL)
-    argv += ["-o", str(out), "--checkpoint", str(ckpt)]
     emu.script([*[None] * 36, *["status_503"] * 40])
     assert cli.main(argv) == 1
     capsys.readouterr()
@@ -1605,12 +1613,7 @@ def test_a_resume_drops_what_a_killed_export_wrote_past_its_checkpoint(
 ) -> None:
     # Killed mid-window, the partial output holds records (or half of one) beyond the
     # size the checkpoint vouches for: the resume writes those windows again after them.
-    monkeypatch.setattr(proto, "REACHABLE", 800)
-    argv = ["export", *RANGE, "--format", fmt, "--concurrency", "1", "-q"]
-    whole = tmp_path / f"whole.{fmt}"
-    assert cli.main([*argv, "-o", str(whole)]) == 0
-    out, ckpt = tmp_path / f"cb.{fmt}", tmp_path / "cb.ckpt"
-    argv += ["-o", str(out), "--checkpoint", str(ckpt)]
+    whole, out, ckpt, argv = _whole_then_checkpointed(tmp_path, monkeypatch, fmt)
     _die_after_the_first_window(argv, monkeypatch)
     partial = tmp_path / f".cb.{fmt}.partial"
     vouched = json.loads(ckpt.read_text())["state"]["output_bytes"]
