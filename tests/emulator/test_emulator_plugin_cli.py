@@ -244,12 +244,17 @@ def test_cli_refuses_more_records_than_the_store_holds_before_building_any(
     assert f"--records must be 0-{MAX_ROWS}" in capsys.readouterr().err
 
 
-def test_cli_port_in_use_is_one_line_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+def _run_on_a_port_in_use() -> int:
+    """The emulator CLI's exit code when its port is taken by a listening socket."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["--port", str(port), "--records", "0"]) == 3
+        return main(["--port", str(port), "--records", "0"])
+
+
+def test_cli_port_in_use_is_one_line_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run_on_a_port_in_use() == 3
     err = capsys.readouterr().err
     assert err.startswith("error: OSError: ")
     assert "address already in use" in err
@@ -296,11 +301,7 @@ def test_cli_port_in_use_is_one_line_exit_3_on_windows(
 ) -> None:
     # The cleanup's remove_signal_handler raised NotImplementedError over the OSError:
     # a traceback instead of the one-line error.
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        assert main(["--port", str(port), "--records", "0"]) == 3
+    assert _run_on_a_port_in_use() == 3
     err = capsys.readouterr().err
     assert err.startswith("error: OSError: ")
     assert err.count("\n") == 1
